@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Quantiles of the log-linear latency histogram declared in hist.h. */
+#include "hist.h"
+
+#include <math.h>
+
+void
+trip__hist_bin_range(uint32_t bin, double *lo_us, double *width_us)
+{
+    if (bin < TRIP_HIST_SUB) {
+        *lo_us = (double)bin;
+        *width_us = 1.0;
+        return;
+    }
+    uint32_t shift = bin / TRIP_HIST_SUB - 1u;
+    uint32_t sub = bin % TRIP_HIST_SUB;
+    *lo_us = ldexp((double)(TRIP_HIST_SUB + sub), (int)shift);
+    *width_us = ldexp(1.0, (int)shift);
+}
+
+double
+trip__hist_bin_value_s(uint32_t bin)
+{
+    double lo, width;
+    if (bin >= TRIP_HIST_BINS)
+        bin = TRIP_HIST_BINS - 1;
+    trip__hist_bin_range(bin, &lo, &width);
+    /* Bins below TRIP_HIST_SUB hold whole microseconds [lo, lo+1): their
+     * midpoint keeps the error under half a microsecond. */
+    return (lo + width / 2.0) * 1e-6;
+}
+
+void
+trip__hist_quantiles_s(const uint64_t *counts, uint64_t total,
+                       const double *qs, size_t nq, double *out)
+{
+    size_t qi = 0;
+    uint64_t seen = 0;
+    if (total == 0 || counts == NULL) {
+        for (size_t i = 0; i < nq; i++)
+            out[i] = NAN;
+        return;
+    }
+    for (uint32_t bin = 0; bin < TRIP_HIST_BINS && qi < nq; bin++) {
+        seen += counts[bin];
+        while (qi < nq) {
+            double q = qs[qi] < 0 ? 0 : (qs[qi] > 1 ? 1 : qs[qi]);
+            /* nearest rank: the smallest value with rank >= ceil(q * n) */
+            uint64_t rank = (uint64_t)ceil(q * (double)total);
+            if (rank == 0)
+                rank = 1;
+            if (seen < rank)
+                break;
+            out[qi++] = trip__hist_bin_value_s(bin);
+        }
+    }
+    for (; qi < nq; qi++)
+        out[qi] = trip__hist_bin_value_s(TRIP_HIST_BINS - 1);
+}
+
+double
+trip__hist_quantile_s(const uint64_t *counts, uint64_t total, double q)
+{
+    double out;
+    trip__hist_quantiles_s(counts, total, &q, 1, &out);
+    return out;
+}

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The breaker's hot path: creation, admission (allow) and outcomes (record). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "breaker_internal.h"
+
+#define TRIP_RLX_ memory_order_relaxed
+
+static atomic_uint trip_next_stripe_;
+static _Thread_local uint32_t trip_my_stripe_ = UINT32_MAX;
+
+/* Each thread takes the next stripe once, so that up to TRIP_STRIPES_
+ * threads never share a written cache line. */
+static inline uint32_t
+trip_stripe_(void)
+{
+    if (TRIP_UNLIKELY_(trip_my_stripe_ == UINT32_MAX))
+        trip_my_stripe_ = atomic_fetch_add(&trip_next_stripe_, 1) %
+                          TRIP_STRIPES_;
+    return trip_my_stripe_;
+}
+
+static inline void
+trip_inc_(trip__stripe *st, int ctr)
+{
+    atomic_fetch_add_explicit(&st->c[ctr], 1, TRIP_RLX_);
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+static int
+trip_breaker_check_args_(const char *name, trip_breaker **out)
+{
+    if (out == NULL)
+        return trip__fail(TRIP_EINVAL, "trip_breaker_new: out is NULL");
+    *out = NULL;
+    if (name == NULL || name[0] == '\0')
+        return trip__fail(TRIP_EINVAL, "trip_breaker_new: name must be a "
+                          "non-empty string");
+    if (strlen(name) > 127)
+        return trip__fail(TRIP_EINVAL, "trip_breaker_new: name is longer "
+                          "than 127 bytes");
+    return TRIP_OK;
+}
+
+static int
+trip_breaker_init_(trip_breaker *b, const char *name, const trip_config *cfg,
+                   trip_clock *clock)
+{
+    strcpy(b->name, name);
+    b->cfg = *cfg;
+    b->clock = clock ? clock : trip_clock_system();
+    b->store_id = -1;
+    b->rng = cfg->seed ? cfg->seed : trip__hash_str(name);
+    b->minute_start_wall = -1;
+    b->stripes = trip__aligned_calloc(TRIP_CACHELINE_,
+                                      TRIP_STRIPES_ * sizeof(trip__stripe));
+    b->life_hist = trip__calloc(TRIP_HIST_BINS, sizeof(uint64_t));
+    b->minute_hist = trip__calloc(TRIP_HIST_BINS, sizeof(uint64_t));
+    if (!b->stripes || !b->life_hist || !b->minute_hist)
+        return TRIP_ENOMEM;
+    if (trip__windows_alloc(b) != TRIP_OK)
+        return TRIP_ENOMEM;
+    if (trip__adaptive_new(cfg, &b->adaptive) != TRIP_OK)
+        return TRIP_ENOMEM;
+    if (pthread_mutex_init(&b->mu, NULL) != 0)
+        return TRIP_ENOMEM;
+    if (pthread_mutex_init(&b->listen_mu, NULL) != 0) {
+        pthread_mutex_destroy(&b->mu);
+        return TRIP_ENOMEM;
+    }
+    int64_t now = trip_clock_now(b->clock);
+    b->cur_bucket = now / cfg->bucket_ns;
+    b->closed_since_ns = now;
+    atomic_init(&b->next_roll_ns, (b->cur_bucket + 1) * cfg->bucket_ns);
+    atomic_init(&b->wall_offset_ns, trip_clock_wall(b->clock) - now);
+    atomic_init(&b->sw, (uint64_t)TRIP_CLOSED);
+    trip__publish_hot_config(b);
+    memset(&b->last_trip, 0, sizeof b->last_trip);
+    b->last_trip.score = b->last_trip.threshold = NAN;
+    b->last_trip.baseline = NAN;
+    return TRIP_OK;
+}
+
+static void
+trip_breaker_release_(trip_breaker *b, int locks)
+{
+    trip__windows_free(b);
+    for (size_t i = 0; i < b->n_retired; i++)
+        trip__free(b->retired[i]);
+    trip__free(b->retired);
+    trip__adaptive_free(b->adaptive);
+    trip__free(b->stripes);
+    trip__free(b->life_hist);
+    trip__free(b->minute_hist);
+    if (locks) {
+        pthread_mutex_destroy(&b->mu);
+        pthread_mutex_destroy(&b->listen_mu);
+    }
+    trip__free(b);
+}
+
+int
+trip_breaker_new(const char *name, const trip_config *cfg, trip_clock *clock,
+                 trip_breaker **out)
+{
+    trip_config defaults;
+    char msg[256];
+    int rc = trip_breaker_check_args_(name, out);
+    if (rc != TRIP_OK)
+        return rc;
+    if (cfg == NULL) {
+        trip_config_init(&defaults);
+        cfg = &defaults;
+    }
+    rc = trip_config_validate(cfg, msg, sizeof msg);
+    if (rc != TRIP_OK)
+        return trip__fail(rc, "breaker \"%s\": %s", name, msg);
+    trip_breaker *b = trip__aligned_calloc(TRIP_CACHELINE_, sizeof *b);
+    if (b == NULL)
+        return trip__fail(TRIP_ENOMEM, "breaker \"%s\": out of memory", name);
+    rc = trip_breaker_init_(b, name, cfg, clock);
+    if (rc != TRIP_OK) {
+        /* the mutexes exist only if init got that far: it is the last
+         * step that can fail, so destroy them only on full success */
+        trip_breaker_release_(b, 0);
+        return trip__fail(rc, "breaker \"%s\": out of memory", name);
+    }
+    *out = b;
+    return TRIP_OK;
+}
+
+void
+trip_breaker_free(trip_breaker *b)
+{
+    if (b == NULL)
+        return;
+    trip_breaker_attach(b, NULL);
+    trip_breaker_release_(b, 1);
+}
+
+const char *
+trip_breaker_name(const trip_breaker *b)
+{
+    return b ? b->name : "";
+}
+
+int
+trip_breaker_state(const trip_breaker *b)
+{
+    if (b == NULL)
+        return trip__fail(TRIP_EINVAL, "trip_breaker_state: breaker is NULL");
+    return trip__effective_state(
+        atomic_load_explicit(&((trip_breaker *)b)->sw, memory_order_acquire));
+}
+
+/* ---- admission --------------------------------------------------------- */
+
+static int
+trip_refuse_(trip_breaker *b, trip_ticket *t, trip__stripe *st, int decision)
+{
+    trip_inc_(st, decision == TRIP_REJECTED ? TRIP_C_REJECTED_
+                                            : TRIP_C_LIMITED_);
+    t->decision = decision;
+    t->start_ns = 0;
+    trip_store *s = atomic_load_explicit(&b->store, memory_order_acquire);
+    if (s != NULL) {
+        int64_t now = trip__clock_coarse(b->clock);
+        trip__outcome_rec r = {
+            now + atomic_load_explicit(&b->wall_offset_ns, TRIP_RLX_), 0,
+            b->store_id, -1, (uint8_t)t->state, (uint8_t)decision, 0};
+        trip__store_push_outcome(s, &r);
+    }
+    if (atomic_load_explicit(&b->has_reject_listeners, TRIP_RLX_))
+        trip__notify_rejection(b, t->state, decision);
+    return decision;
+}
+
+static int
+trip_pass_(trip_breaker *b, trip_ticket *t, trip__stripe *st)
+{
+    t->start_ns = trip_clock_now(b->clock);
+    t->decision = TRIP_PASS;
+    trip_inc_(st, TRIP_C_ALLOWED_);
+    return TRIP_PASS;
+}
+
+/* Ramp-up: admit a rising fraction f of calls, deterministically: call n
+ * passes when floor((n + 1) f) > floor(n f), which spreads admissions
+ * evenly and needs no random numbers. High priorities always pass. */
+static int
+trip_allow_ramp_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
+                 int priority)
+{
+    int64_t now = trip_clock_now(b->clock);
+    int64_t start = atomic_load_explicit(&b->ramp_start_ns_at, TRIP_RLX_);
+    int64_t len = atomic_load_explicit(&b->hp_ramp_ns, TRIP_RLX_);
+    double f0 = trip__bits_to_double(
+        atomic_load_explicit(&b->hp_ramp_start_bits, TRIP_RLX_));
+    if (len <= 0 || now - start >= len) {
+        uint64_t sw = atomic_load(&b->sw);
+        uint64_t want = sw & ~(uint64_t)TRIP_SW_RAMP_;
+        if (sw & TRIP_SW_RAMP_)
+            atomic_compare_exchange_strong(&b->sw, &sw, want);
+        return trip_pass_(b, t, st);
+    }
+    double f = f0 + (1.0 - f0) * (double)(now - start) / (double)len;
+    uint64_t n = atomic_fetch_add_explicit(&b->ramp_counter, 1, TRIP_RLX_);
+    if (priority >= 192 ||
+        floor((double)(n + 1) * f) > floor((double)n * f))
+        return trip_pass_(b, t, st);
+    return trip_refuse_(b, t, st, TRIP_LIMITED);
+}
+
+static int
+trip_open_elapsed_(trip_breaker *b, trip_ticket *t, uint64_t sw)
+{
+    trip__pending p = {0};
+    pthread_mutex_lock(&b->mu);
+    if (atomic_load(&b->sw) == sw) {
+        trip_reason r = {TRIP_RULE_OPEN_ELAPSED, NAN, NAN, NAN, 0, 0};
+        trip__transition_locked(b, TRIP_HALF_OPEN, -1, &r,
+                                trip_clock_now(b->clock), &p);
+    }
+    pthread_mutex_unlock(&b->mu);
+    trip__announce(b, &p);
+    sw = atomic_load_explicit(&b->sw, memory_order_acquire);
+    t->generation = sw >> TRIP_SW_GEN_SHIFT_;
+    t->state = (int)(sw & TRIP_SW_STATE_MASK_);
+    return (int)(sw & TRIP_SW_STATE_MASK_);
+}
+
+static int
+trip_allow_half_open_(trip_breaker *b, trip_ticket *t, trip__stripe *st)
+{
+    uint32_t limit = atomic_load_explicit(&b->hp_probes, TRIP_RLX_);
+    uint32_t cur = atomic_load(&b->probes_in_flight);
+    do {
+        if (cur >= limit)
+            return trip_refuse_(b, t, st, TRIP_LIMITED);
+    } while (!atomic_compare_exchange_weak(&b->probes_in_flight, &cur,
+                                           cur + 1));
+    t->flags |= TRIP_TK_PROBE_;
+    return trip_pass_(b, t, st);
+}
+
+/* The automatic machine: closed (maybe ramping), open, half-open. */
+static int
+trip_machine_decide_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
+                     uint64_t sw, int priority)
+{
+    int ms = (int)(sw & TRIP_SW_STATE_MASK_);
+    if (ms == TRIP_CLOSED)
+        return (sw & TRIP_SW_RAMP_) ? trip_allow_ramp_(b, t, st, priority)
+                                    : trip_pass_(b, t, st);
+    if (ms == TRIP_OPEN) {
+        int64_t until = atomic_load_explicit(&b->open_until_ns, TRIP_RLX_);
+        if (trip__clock_coarse(b->clock) < until)
+            return trip_refuse_(b, t, st, TRIP_REJECTED);
+        ms = trip_open_elapsed_(b, t, sw);
+        if (ms == TRIP_CLOSED)
+            return trip_pass_(b, t, st);
+        if (ms == TRIP_OPEN)
+            return trip_refuse_(b, t, st, TRIP_REJECTED);
+    }
+    return trip_allow_half_open_(b, t, st);
+}
+
+static int
+trip_allow_slow_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
+                 uint64_t sw, int priority)
+{
+    int mode = (int)((sw & TRIP_SW_MODE_MASK_) >> TRIP_SW_MODE_SHIFT_);
+    t->state = trip__effective_state(sw);
+    switch (mode) {
+    case TRIP_MODE_DISABLED:
+        t->flags |= TRIP_TK_NOREC_;
+        t->start_ns = trip_clock_now(b->clock);
+        t->decision = TRIP_PASS;
+        return TRIP_PASS;
+    case TRIP_MODE_FORCED_OPEN:
+        return trip_refuse_(b, t, st, TRIP_REJECTED);
+    case TRIP_MODE_FORCED_CLOSED:
+        return trip_pass_(b, t, st);
+    case TRIP_MODE_METRICS_ONLY: {
+        int d = trip_machine_decide_(b, t, st, sw, priority);
+        if (d != TRIP_PASS) {
+            t->flags |= TRIP_TK_SHADOW_;
+            trip_pass_(b, t, st);
+        }
+        return TRIP_PASS;
+    }
+    default:
+        return trip_machine_decide_(b, t, st, sw, priority);
+    }
+}
+
+int
+trip_allow_priority(trip_breaker *b, trip_ticket *t, int priority)
+{
+    if (TRIP_UNLIKELY_(b == NULL || t == NULL))
+        return trip__fail(TRIP_EINVAL, "trip_allow: %s is NULL",
+                          b ? "ticket" : "breaker");
+    uint64_t sw = atomic_load_explicit(&b->sw, memory_order_acquire);
+    uint32_t si = trip_stripe_();
+    trip__stripe *st = &b->stripes[si];
+    t->stripe = si;
+    t->flags = 0;
+    t->generation = sw >> TRIP_SW_GEN_SHIFT_;
+    if (TRIP_LIKELY_((sw & 0xFFFFu) == TRIP_CLOSED)) {
+        t->state = TRIP_CLOSED;
+        return trip_pass_(b, t, st);
+    }
+    return trip_allow_slow_(b, t, st, sw, priority);
+}
+
+int
+trip_allow(trip_breaker *b, trip_ticket *t)
+{
+    return trip_allow_priority(b, t, 0);
+}

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The breaker's internal layout, shared by breaker.c, registry.c, replay.c. */
+#ifndef TRIPSENSE_BREAKER_INTERNAL_H
+#define TRIPSENSE_BREAKER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "adaptive.h"
+#include "hist.h"
+#include "internal.h"
+#include "store_internal.h"
+
+/* Hot counters are striped so that threads do not write one cache line. */
+#define TRIP_STRIPES_ 8
+#define TRIP_MAX_LISTENERS_ 8
+
+enum trip_ctr_ {
+    TRIP_C_SUCCESS_ = 0, /* indexes match trip_outcome */
+    TRIP_C_FAILURE_ = 1,
+    TRIP_C_TIMEOUT_ = 2,
+    TRIP_C_IGNORED_ = 3,
+    TRIP_C_SLOW_,
+    TRIP_C_REJECTED_,
+    TRIP_C_LIMITED_,
+    TRIP_C_LATE_,
+    TRIP_C_ALLOWED_,  /* in-flight = allowed - completed */
+    TRIP_C_DONE_,
+    TRIP_C_COUNT_
+};
+
+/* One thread stripe: counts of the current bucket, harvested on a roll. */
+typedef struct trip__stripe {
+    _Alignas(TRIP_CACHELINE_) _Atomic uint64_t c[TRIP_C_COUNT_];
+    _Atomic uint64_t lat_sum_us;
+    _Atomic uint32_t hist[TRIP_HIST_BINS];
+} trip__stripe;
+
+/* A finished bucket, kept in the window ring. */
+typedef struct trip__bucket {
+    int64_t index; /* bucket number (mono_ns / bucket_ns); -1 empty */
+    uint64_t c[TRIP_C_COUNT_];
+    double lat_sum_s;
+} trip__bucket;
+
+/* Plain (non-atomic) sums of counters, used by harvests and windows. */
+typedef struct trip__sums {
+    uint64_t c[TRIP_C_COUNT_];
+    double lat_sum_s;
+} trip__sums;
+
+typedef struct trip__listener {
+    trip_listener_fn fn;
+    void *user;
+    int id;
+} trip__listener;
+
+/* Packing of the atomic state word: generation << 16 | flags. */
+#define TRIP_SW_STATE_MASK_ 0x0Fu  /* machine state: closed/open/half-open */
+#define TRIP_SW_MODE_SHIFT_ 4
+#define TRIP_SW_MODE_MASK_ 0xF0u
+#define TRIP_SW_RAMP_ 0x100u       /* closed and ramping up */
+#define TRIP_SW_GEN_SHIFT_ 16
+
+/* Ticket flags. */
+#define TRIP_TK_PROBE_ 1u    /* a half-open probe */
+#define TRIP_TK_SHADOW_ 2u   /* metrics-only: the machine would have refused */
+#define TRIP_TK_NOREC_ 4u    /* disabled: record nothing */
+#define TRIP_TK_DONE_ 8u     /* not used by callers; reserved */
+
+struct trip_breaker {
+    /* --- read-mostly, first cache lines ------------------------------ */
+    _Alignas(TRIP_CACHELINE_) _Atomic uint64_t sw; /* state word */
+    _Atomic int64_t next_roll_ns; /* mono time of the next bucket end */
+    _Atomic int64_t open_until_ns;
+    _Atomic int64_t wall_offset_ns; /* wall = mono + offset, set on rolls */
+    _Atomic(trip_store *) store;
+    _Atomic int has_reject_listeners;
+    int store_id;
+    trip_clock *clock;
+    char name[128];
+    /* hot-path copies of config fields, atomic so reconfigure may race */
+    _Atomic int64_t hp_slow_ns;
+    _Atomic uint32_t hp_consec_fail, hp_consec_timeout;
+    _Atomic uint32_t hp_count_n, hp_min_calls, hp_probes, hp_successes;
+    _Atomic uint64_t hp_failure_rate_bits; /* double, for count windows */
+    _Atomic int64_t hp_ramp_ns;
+    _Atomic uint64_t hp_ramp_start_bits;
+    _Atomic int64_t hp_bucket_ns;
+
+    /* --- shared written counters (rare paths) ------------------------ */
+    _Alignas(TRIP_CACHELINE_) _Atomic uint32_t consec_fail;
+    _Alignas(TRIP_CACHELINE_) _Atomic uint32_t consec_timeout;
+    _Alignas(TRIP_CACHELINE_) _Atomic uint32_t probes_in_flight;
+    _Atomic uint32_t probe_successes;
+    _Alignas(TRIP_CACHELINE_) _Atomic uint64_t ramp_counter;
+    int64_t ramp_start_ns;
+    _Alignas(TRIP_CACHELINE_) _Atomic uint64_t count_pos; /* count window */
+    _Atomic int64_t count_calls, count_failures, count_slow;
+    _Atomic(_Atomic uint8_t *) count_ring;
+    _Atomic int64_t ramp_start_ns_at;
+
+    trip__stripe *stripes; /* TRIP_STRIPES_ of them */
+
+    /* --- under mu: windows, evaluation, transitions ------------------- */
+    pthread_mutex_t mu;
+    trip_config cfg;
+    void **retired;           /* count rings replaced by reconfigure */
+    size_t n_retired;
+    uint64_t *life_hist;      /* lifetime latency histogram */
+    int64_t cur_bucket;       /* index of the bucket being filled */
+    trip__bucket *ring;       /* long_window_buckets buckets */
+    uint32_t *ring_hist;      /* window_buckets x TRIP_HIST_BINS */
+    int64_t *hist_index;      /* bucket index held by each ring_hist slot */
+    uint64_t *short_hist;     /* running sum over the short window */
+    uint64_t short_hist_total;
+    trip__sums totals;        /* lifetime, harvested */
+    trip__sums minute;        /* the minute being accumulated */
+    uint64_t *minute_hist;
+    int64_t minute_start_wall; /* -1 none */
+    trip__adaptive *adaptive;
+    trip_eval last_eval;
+    trip_reason last_trip;
+    uint32_t trips;           /* since the backoff reset */
+    int64_t closed_since_ns;
+    int64_t transitions;
+    uint64_t rng;
+    uint64_t transition_counts[7][7][TRIP_RULE_COUNT_];
+    void (*eval_hook)(void *user, const trip_eval *ev);
+    void *eval_hook_user;
+
+    /* --- listeners ---------------------------------------------------- */
+    pthread_mutex_t listen_mu;
+    trip__listener listeners[TRIP_MAX_LISTENERS_];
+    int next_listener_id;
+};
+
+/* Transitions made under mu, announced after it is released. */
+typedef struct trip__pending {
+    int n;
+    trip_transition t[4];
+} trip__pending;
+
+/* Sum the lifetime counters (harvested + not yet harvested); under mu.
+ * hist (TRIP_HIST_BINS) may be NULL. */
+void trip__breaker_totals(trip_breaker *b, trip__sums *out, uint64_t *hist);
+
+/* breaker_roll.c: the bucket roll (under mu). */
+void trip__roll_locked(trip_breaker *b, int64_t now, trip__pending *p);
+/* Move the stripes' counts into the lifetime totals and the minute, and,
+ * if into_window, into the window ring for bucket index idx. */
+void trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window,
+                   int64_t idx);
+/* Forget the windows (after a state change). */
+void trip__reset_windows(trip_breaker *b);
+/* Emit the minute being accumulated as a rollup row, if any. */
+void trip__flush_minute(trip_breaker *b);
+/* Allocate / free the window structures for b->cfg. */
+int trip__windows_alloc(trip_breaker *b);
+void trip__windows_free(trip_breaker *b);
+
+/* breaker_state.c: transitions (under mu) and their announcement. */
+void trip__transition_locked(trip_breaker *b, int to, int mode,
+                             const trip_reason *r, int64_t now,
+                             trip__pending *p);
+void trip__announce(trip_breaker *b, trip__pending *p);
+void trip__notify_rejection(trip_breaker *b, int state, int decision);
+int trip__effective_state(uint64_t sw);
+void trip__publish_hot_config(trip_breaker *b);
+
+static inline double
+trip__bits_to_double(uint64_t u)
+{
+    double d;
+    __builtin_memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static inline uint64_t
+trip__double_to_bits(double d)
+{
+    uint64_t u;
+    __builtin_memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+#endif /* TRIPSENSE_BREAKER_INTERNAL_H */

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The bucket roll: harvesting stripes, windows, rule evaluation, rollups. */
+#include <math.h>
+#include <string.h>
+
+#include "breaker_internal.h"
+
+#define TRIP_MINUTE_NS_ 60000000000LL
+
+int
+trip__windows_alloc(trip_breaker *b)
+{
+    uint32_t L = b->cfg.long_window_buckets, W = b->cfg.window_buckets;
+    b->ring = trip__calloc(L, sizeof *b->ring);
+    b->ring_hist = trip__calloc((size_t)W * TRIP_HIST_BINS, sizeof(uint32_t));
+    b->hist_index = trip__calloc(W, sizeof(int64_t));
+    b->short_hist = trip__calloc(TRIP_HIST_BINS, sizeof(uint64_t));
+    if (!b->ring || !b->ring_hist || !b->hist_index || !b->short_hist)
+        return TRIP_ENOMEM;
+    if (b->cfg.window_kind == TRIP_WINDOW_COUNT) {
+        _Atomic uint8_t *cr = trip__calloc(b->cfg.window_calls, 1);
+        if (cr == NULL)
+            return TRIP_ENOMEM;
+        atomic_store(&b->count_ring, cr);
+    }
+    for (uint32_t i = 0; i < L; i++)
+        b->ring[i].index = -1;
+    for (uint32_t i = 0; i < W; i++)
+        b->hist_index[i] = -1;
+    return TRIP_OK;
+}
+
+void
+trip__windows_free(trip_breaker *b)
+{
+    trip__free(b->ring);
+    trip__free(b->ring_hist);
+    trip__free(b->hist_index);
+    trip__free(b->short_hist);
+    trip__free((void *)atomic_load(&b->count_ring));
+    b->ring = NULL;
+    b->ring_hist = NULL;
+    b->hist_index = NULL;
+    b->short_hist = NULL;
+    atomic_store(&b->count_ring, NULL);
+}
+
+void
+trip__reset_windows(trip_breaker *b)
+{
+    for (uint32_t i = 0; i < b->cfg.long_window_buckets; i++)
+        b->ring[i].index = -1;
+    for (uint32_t i = 0; i < b->cfg.window_buckets; i++)
+        b->hist_index[i] = -1;
+    memset(b->short_hist, 0, TRIP_HIST_BINS * sizeof(uint64_t));
+    b->short_hist_total = 0;
+    _Atomic uint8_t *cr = atomic_load(&b->count_ring);
+    if (cr != NULL)
+        for (uint32_t i = 0; i < b->cfg.window_calls; i++)
+            atomic_store_explicit(&cr[i], 0, memory_order_relaxed);
+    atomic_store(&b->count_calls, 0);
+    atomic_store(&b->count_failures, 0);
+    atomic_store(&b->count_slow, 0);
+    atomic_store(&b->consec_fail, 0);
+    atomic_store(&b->consec_timeout, 0);
+}
+
+/* Remove a short-window slot's histogram from the running sum. */
+static void
+trip_short_expire_(trip_breaker *b, uint32_t slot)
+{
+    uint32_t *h = b->ring_hist + (size_t)slot * TRIP_HIST_BINS;
+    if (b->hist_index[slot] >= 0) {
+        for (uint32_t i = 0; i < TRIP_HIST_BINS; i++) {
+            b->short_hist[i] -= h[i];
+            b->short_hist_total -= h[i];
+        }
+    }
+    memset(h, 0, TRIP_HIST_BINS * sizeof *h);
+    b->hist_index[slot] = -1;
+}
+
+static void
+trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
+                     uint32_t *whist)
+{
+    uint64_t outcomes = 0;
+    for (int c = 0; c < TRIP_C_COUNT_; c++) {
+        uint64_t v = atomic_load_explicit(&st->c[c], memory_order_relaxed);
+        if (v == 0)
+            continue;
+        v = atomic_fetch_sub_explicit(&st->c[c], v, memory_order_relaxed);
+        sum->c[c] += v;
+        if (c <= TRIP_C_TIMEOUT_)
+            outcomes += v;
+    }
+    uint64_t us = atomic_exchange_explicit(&st->lat_sum_us, 0,
+                                           memory_order_relaxed);
+    sum->lat_sum_s += (double)us * 1e-6;
+    if (outcomes == 0)
+        return; /* no latency was recorded since the last harvest */
+    for (uint32_t i = 0; i < TRIP_HIST_BINS; i++) {
+        uint32_t v = atomic_load_explicit(&st->hist[i], memory_order_relaxed);
+        if (v == 0)
+            continue;
+        atomic_fetch_sub_explicit(&st->hist[i], v, memory_order_relaxed);
+        b->life_hist[i] += v;
+        b->minute_hist[i] += v;
+        if (whist)
+            whist[i] += v;
+    }
+}
+
+void
+trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window,
+              int64_t idx)
+{
+    uint32_t *whist = NULL;
+    memset(bucket, 0, sizeof *bucket);
+    if (into_window) {
+        uint32_t slot = (uint32_t)(idx % b->cfg.window_buckets);
+        trip_short_expire_(b, slot);
+        whist = b->ring_hist + (size_t)slot * TRIP_HIST_BINS;
+        b->hist_index[slot] = idx;
+    }
+    for (int s = 0; s < TRIP_STRIPES_; s++)
+        trip_harvest_stripe_(b, &b->stripes[s], bucket, whist);
+    for (int c = 0; c < TRIP_C_COUNT_; c++) {
+        b->totals.c[c] += bucket->c[c];
+        b->minute.c[c] += bucket->c[c];
+    }
+    b->totals.lat_sum_s += bucket->lat_sum_s;
+    b->minute.lat_sum_s += bucket->lat_sum_s;
+    if (into_window) {
+        uint32_t *h = whist;
+        for (uint32_t i = 0; i < TRIP_HIST_BINS; i++) {
+            b->short_hist[i] += h[i];
+            b->short_hist_total += h[i];
+        }
+        trip__bucket *rb = &b->ring[idx % b->cfg.long_window_buckets];
+        rb->index = idx;
+        memcpy(rb->c, bucket->c, sizeof rb->c);
+        rb->lat_sum_s = bucket->lat_sum_s;
+    }
+}
+
+/* Sum the ring buckets with index in [from, to]. */
+static void
+trip_window_sum_(const trip_breaker *b, int64_t from, int64_t to,
+                 trip__window *w)
+{
+    uint64_t c[TRIP_C_COUNT_] = {0};
+    double lat = 0;
+    for (uint32_t i = 0; i < b->cfg.long_window_buckets; i++) {
+        const trip__bucket *rb = &b->ring[i];
+        if (rb->index < from || rb->index > to)
+            continue;
+        for (int k = 0; k < TRIP_C_COUNT_; k++)
+            c[k] += rb->c[k];
+        lat += rb->lat_sum_s;
+    }
+    memset(w, 0, sizeof *w);
+    w->successes = (int64_t)c[TRIP_C_SUCCESS_];
+    w->failures = (int64_t)c[TRIP_C_FAILURE_];
+    w->timeouts = (int64_t)c[TRIP_C_TIMEOUT_];
+    w->ignored = (int64_t)c[TRIP_C_IGNORED_];
+    w->slow = (int64_t)c[TRIP_C_SLOW_];
+    w->rejected = (int64_t)c[TRIP_C_REJECTED_];
+    w->limited = (int64_t)c[TRIP_C_LIMITED_];
+    w->calls = w->successes + w->failures + w->timeouts;
+    w->latency_sum_s = lat;
+    w->span_ns = (to - from + 1) * b->cfg.bucket_ns;
+}
+
+static void
+trip_sums_to_window_(const trip__sums *s, trip__window *w)
+{
+    memset(w, 0, sizeof *w);
+    w->successes = (int64_t)s->c[TRIP_C_SUCCESS_];
+    w->failures = (int64_t)s->c[TRIP_C_FAILURE_];
+    w->timeouts = (int64_t)s->c[TRIP_C_TIMEOUT_];
+    w->ignored = (int64_t)s->c[TRIP_C_IGNORED_];
+    w->slow = (int64_t)s->c[TRIP_C_SLOW_];
+    w->rejected = (int64_t)s->c[TRIP_C_REJECTED_];
+    w->limited = (int64_t)s->c[TRIP_C_LIMITED_];
+    w->calls = w->successes + w->failures + w->timeouts;
+    w->latency_sum_s = s->lat_sum_s;
+}
+
+void
+trip__flush_minute(trip_breaker *b)
+{
+    static const double qs[5] = {0.5, 0.9, 0.95, 0.99, 0.999};
+    double q[5];
+    trip_store *s = atomic_load(&b->store);
+    const uint64_t *c = b->minute.c;
+    uint64_t n = c[TRIP_C_SUCCESS_] + c[TRIP_C_FAILURE_] + c[TRIP_C_TIMEOUT_];
+    if (b->minute_start_wall >= 0 && s != NULL &&
+        n + c[TRIP_C_IGNORED_] + c[TRIP_C_REJECTED_] + c[TRIP_C_LIMITED_]) {
+        trip__hist_quantiles_s(b->minute_hist, n, qs, 5, q);
+        trip_rollup_row r = {
+            b->minute_start_wall, b->store_id, (int64_t)n,
+            (int64_t)c[TRIP_C_SUCCESS_], (int64_t)c[TRIP_C_FAILURE_],
+            (int64_t)c[TRIP_C_TIMEOUT_], (int64_t)c[TRIP_C_IGNORED_],
+            (int64_t)c[TRIP_C_SLOW_], (int64_t)c[TRIP_C_REJECTED_],
+            (int64_t)c[TRIP_C_LIMITED_], b->minute.lat_sum_s,
+            q[0], q[1], q[2], q[3], q[4]};
+        trip__store_push_rollup(s, &r);
+    }
+    memset(&b->minute, 0, sizeof b->minute);
+    memset(b->minute_hist, 0, TRIP_HIST_BINS * sizeof(uint64_t));
+    b->minute_start_wall = -1;
+}
+
+/* Attribute a finished bucket to its wall-clock minute. The stripes were
+ * just harvested into b->minute; if the bucket began in a later minute than
+ * the one accumulated, the earlier minute is emitted first. Counts of the
+ * new bucket then join the old minute's row: exact in total, approximate
+ * by at most one bucket at a minute's edge. */
+static void
+trip_minute_roll_(trip_breaker *b, int64_t bucket_wall)
+{
+    int64_t minute = bucket_wall - (bucket_wall % TRIP_MINUTE_NS_);
+    if (b->minute_start_wall < 0)
+        b->minute_start_wall = minute;
+    else if (minute != b->minute_start_wall) {
+        trip__flush_minute(b);
+        b->minute_start_wall = minute;
+    }
+}
+
+static int
+trip_fixed_rules_(const trip_breaker *b, const trip__window *w, trip_eval *ev,
+                  trip_reason *r)
+{
+    const trip_config *c = &b->cfg;
+    int64_t fails = w->failures + w->timeouts;
+    ev->calls = w->calls;
+    ev->failures = fails;
+    ev->failure_rate = w->calls ? (double)fails / (double)w->calls : NAN;
+    ev->slow_rate = w->calls ? (double)w->slow / (double)w->calls : NAN;
+    if (c->window_kind != TRIP_WINDOW_TIME || w->calls < (int64_t)c->min_calls
+        || w->calls == 0)
+        return TRIP_RULE_NONE;
+    if (c->failure_rate > 0 && ev->failure_rate >= c->failure_rate) {
+        *r = (trip_reason){TRIP_RULE_FAILURE_RATE, ev->failure_rate,
+                           c->failure_rate, NAN, w->calls, 0};
+        return r->rule;
+    }
+    if (c->slow_call_rate > 0 && ev->slow_rate >= c->slow_call_rate) {
+        *r = (trip_reason){TRIP_RULE_SLOW_CALL_RATE, ev->slow_rate,
+                           c->slow_call_rate, NAN, w->calls, 0};
+        return r->rule;
+    }
+    return TRIP_RULE_NONE;
+}
+
+static void
+trip_eval_init_(trip_eval *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    double *nan_fields[] = {&ev->failure_rate, &ev->slow_rate,
+                            &ev->latency_q_s, &ev->ewma_failure_rate,
+                            &ev->ewma_latency_s, &ev->baseline_rate,
+                            &ev->baseline_rate_sd, &ev->baseline_latency_s,
+                            &ev->baseline_log_latency_sd, &ev->z_rate,
+                            &ev->z_latency, &ev->binomial_tail, &ev->score,
+                            &ev->threshold};
+    for (size_t i = 0; i < sizeof nan_fields / sizeof nan_fields[0]; i++)
+        *nan_fields[i] = NAN;
+}
+
+/* Evaluate every rule once for the bucket that just ended. */
+static void
+trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now,
+               int64_t wall_end, const trip__sums *bucket, int64_t span_ns,
+               trip__pending *p)
+{
+    trip__window bw, sw_, lw;
+    trip_eval ev;
+    trip_reason r = {0}, ra = {0};
+    uint64_t sw = atomic_load(&b->sw);
+    int ms = (int)(sw & TRIP_SW_STATE_MASK_);
+    int mode = (int)((sw & TRIP_SW_MODE_MASK_) >> TRIP_SW_MODE_SHIFT_);
+    int judging = ms == TRIP_CLOSED && !(sw & TRIP_SW_RAMP_) &&
+                  (mode == TRIP_MODE_NORMAL || mode == TRIP_MODE_METRICS_ONLY);
+    trip_sums_to_window_(bucket, &bw);
+    bw.span_ns = span_ns;
+    trip_window_sum_(b, new_idx - b->cfg.window_buckets, new_idx - 1, &sw_);
+    trip_window_sum_(b, new_idx - b->cfg.long_window_buckets, new_idx - 1,
+                     &lw);
+    bw.hist = sw_.hist = lw.hist = b->short_hist;
+    bw.hist_total = sw_.hist_total = lw.hist_total = b->short_hist_total;
+    trip_eval_init_(&ev);
+    ev.wall_ns = wall_end;
+    ev.long_calls = lw.calls;
+    ev.long_failures = lw.failures + lw.timeouts;
+    int rule = trip_fixed_rules_(b, &sw_, &ev, &r);
+    int arule = trip__adaptive_evaluate(b->adaptive, &b->cfg, wall_end, &bw,
+                                        &sw_, &lw, judging, &ev, &ra);
+    if (rule == TRIP_RULE_NONE && arule != TRIP_RULE_NONE) {
+        rule = arule;
+        r = ra;
+    }
+    if (!judging)
+        rule = TRIP_RULE_NONE;
+    if (rule != TRIP_RULE_NONE) {
+        ev.fired_rule = rule;
+        ev.score = r.score;
+        ev.threshold = r.threshold;
+        r.rule = rule;
+        trip__transition_locked(b, TRIP_OPEN, -1, &r, now, p);
+    }
+    ev.state = trip__effective_state(atomic_load(&b->sw));
+    b->last_eval = ev;
+    if (b->eval_hook)
+        b->eval_hook(b->eval_hook_user, &ev);
+}
+
+void
+trip__roll_locked(trip_breaker *b, int64_t now, trip__pending *p)
+{
+    int64_t bns = b->cfg.bucket_ns;
+    int64_t new_idx = now / bns, old_idx = b->cur_bucket;
+    if (new_idx <= old_idx)
+        return;
+    int64_t offset = trip_clock_wall(b->clock) - trip_clock_now(b->clock);
+    atomic_store_explicit(&b->wall_offset_ns, offset, memory_order_relaxed);
+    trip__sums bucket;
+    trip__harvest(b, &bucket, 1, old_idx);
+    trip_minute_roll_(b, old_idx * bns + offset);
+    /* expire short-window slots that fell out during an idle gap */
+    for (uint32_t i = 0; i < b->cfg.window_buckets; i++)
+        if (b->hist_index[i] >= 0 &&
+            b->hist_index[i] < new_idx - (int64_t)b->cfg.window_buckets)
+            trip_short_expire_(b, i);
+    b->cur_bucket = new_idx;
+    trip_evaluate_(b, new_idx, now, new_idx * bns + offset, &bucket,
+                   (new_idx - old_idx) * bns, p);
+    atomic_store_explicit(&b->next_roll_ns, (new_idx + 1) * bns,
+                          memory_order_release);
+}
+
+int
+trip_breaker_tick(trip_breaker *b)
+{
+    if (b == NULL)
+        return trip__fail(TRIP_EINVAL, "trip_breaker_tick: breaker is NULL");
+    /* Whoever crosses the boundary rolls, once; others carry on: their
+     * counts land in the stripes and join the next harvest. */
+    if (pthread_mutex_trylock(&b->mu) != 0)
+        return TRIP_OK;
+    trip__pending p = {0};
+    int64_t now = trip_clock_now(b->clock);
+    if (now >= atomic_load(&b->next_roll_ns))
+        trip__roll_locked(b, now, &p);
+    pthread_mutex_unlock(&b->mu);
+    trip__announce(b, &p);
+    return TRIP_OK;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Internal helpers shared by the library's modules: errors, allocation. */
+#ifndef TRIPSENSE_INTERNAL_H
+#define TRIPSENSE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tripsense/tripsense.h"
+
+#if defined(__GNUC__)
+#define TRIP_PRINTF_(a, b) __attribute__((format(printf, a, b)))
+#define TRIP_LIKELY_(x) __builtin_expect(!!(x), 1)
+#define TRIP_UNLIKELY_(x) __builtin_expect(!!(x), 0)
+#else
+#define TRIP_PRINTF_(a, b)
+#define TRIP_LIKELY_(x) (x)
+#define TRIP_UNLIKELY_(x) (x)
+#endif
+
+#define TRIP_CACHELINE_ 64
+
+/*
+ * Record a failure for trip_errmsg() in this thread and return status, so
+ * that call sites read: return trip__fail(TRIP_EINVAL, "x must be ...").
+ */
+int trip__fail(int status, const char *fmt, ...) TRIP_PRINTF_(2, 3);
+
+/* Clear this thread's message (used at the start of some entry points). */
+void trip__clear_error(void);
+
+/*
+ * All heap allocation of the library goes through these, so that the
+ * fault-injection tests (issue 8) can fail the Nth allocation.
+ */
+void *trip__malloc(size_t n);
+void *trip__calloc(size_t count, size_t size);
+void *trip__aligned_calloc(size_t align, size_t size);
+void *trip__realloc(void *p, size_t n);
+void trip__free(void *p);
+char *trip__strdup(const char *s);
+
+/*
+ * Test hook: make the nth allocation from now fail (n >= 1), then every
+ * allocation succeeds again; 0 disables. Returns the number of allocations
+ * counted since the last call. Not part of the public API.
+ */
+TRIP_API void trip__test_fail_alloc_after(long n);
+TRIP_API long trip__test_alloc_count(void);
+
+/* Coarse monotonic reading (a few ms resolution) for the rejected path. */
+int64_t trip__clock_coarse(const trip_clock *clock);
+
+/* A growable string for the JSON and Prometheus writers. */
+typedef struct trip__buf {
+    char *data;
+    size_t len, cap;
+    int failed; /* an allocation failed: everything after is dropped */
+} trip__buf;
+
+void trip__buf_printf(trip__buf *b, const char *fmt, ...) TRIP_PRINTF_(2, 3);
+/* Append s as a JSON string literal with escapes. */
+void trip__buf_json_str(trip__buf *b, const char *s);
+/* Append a double as JSON (null for NaN/inf). */
+void trip__buf_json_num(trip__buf *b, double v);
+/* Hand the string to *out (TRIP_OK) or free it (TRIP_ENOMEM). */
+int trip__buf_finish(trip__buf *b, char **out);
+
+/* splitmix64: the jitter generator, deterministic for a seed. */
+static inline uint64_t
+trip__splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* FNV-1a of a string, used to seed jitter from a breaker's name. */
+uint64_t trip__hash_str(const char *s);
+
+#endif /* TRIPSENSE_INTERNAL_H */
