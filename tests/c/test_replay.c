@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* Replay runs the live engine: same events, same decisions, bit for bit. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "breaker_internal.h"
+#include "test_util.h"
+
+enum { N_EVENTS = 200000 };
+
+static uint64_t rng_state = 7;
+static double
+uniform(void)
+{
+    return (double)(trip__splitmix64(&rng_state) >> 11) * 0x1.0p-53;
+}
+
+/* A day at ~2 calls/s with an outage and a latency episode. */
+static trip_event *
+make_events(size_t n)
+{
+    trip_event *e = calloc(n, sizeof *e);
+    int64_t t = 1700000000LL * TEST_S_;
+    for (size_t i = 0; i < n; i++) {
+        t += (int64_t)(uniform() * 1e9);
+        double p_fail = 0.01;
+        double lat = 0.02 + 0.01 * uniform();
+        if (i > n / 3 && i < n / 3 + 2000)
+            p_fail = 0.9;
+        if (i > 2 * n / 3 && i < 2 * n / 3 + 3000)
+            lat *= 8;
+        double u = uniform();
+        e[i].wall_ns = t;
+        e[i].latency_s = lat;
+        e[i].outcome = u < p_fail ? TRIP_FAILURE
+                                  : (u < p_fail + 0.002 ? TRIP_TIMEOUT
+                                                        : TRIP_SUCCESS);
+        e[i].priority = (int)(uniform() * 256);
+    }
+    return e;
+}
+
+typedef struct live_log {
+    trip_eval *evals;
+    size_t n_evals, cap;
+    trip_transition_row rows[4096];
+    size_t n_rows;
+} live_log;
+
+static void
+live_eval(void *user, const trip_eval *ev)
+{
+    live_log *l = user;
+    if (l->n_evals == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1024;
+        l->evals = realloc(l->evals, l->cap * sizeof *l->evals);
+    }
+    l->evals[l->n_evals++] = *ev;
+}
+
+static void
+live_transition(int kind, const trip_transition *t, void *user)
+{
+    live_log *l = user;
+    if (kind != TRIP_EVENT_TRANSITION || l->n_rows == 4096)
+        return;
+    l->rows[l->n_rows++] = (trip_transition_row){
+        t->reason.wall_ns, 0, t->from, t->to, t->reason.rule,
+        t->reason.score, t->reason.threshold, t->reason.baseline,
+        t->reason.samples};
+}
+
+static void
+run_live(const trip_config *cfg, const trip_event *e, size_t n,
+         uint8_t *decisions, live_log *log)
+{
+    trip_clock *clk;
+    trip_breaker *b;
+    assert_int_equal(trip_clock_manual_new(e[0].wall_ns, 0, &clk), TRIP_OK);
+    assert_int_equal(trip_breaker_new("replay", cfg, clk, &b), TRIP_OK);
+    b->eval_hook = live_eval;
+    b->eval_hook_user = log;
+    trip_breaker_add_listener(b, live_transition, log, NULL);
+    for (size_t i = 0; i < n; i++) {
+        trip_clock_set(clk, e[i].wall_ns);
+        trip_ticket t;
+        decisions[i] = (uint8_t)trip_allow_priority(b, &t, e[i].priority);
+        if (decisions[i] == TRIP_PASS)
+            trip_record_latency(b, &t, e[i].outcome, e[i].latency_s);
+    }
+    trip_breaker_free(b);
+    trip_clock_free(clk);
+}
+
+static void
+check_equal(const trip_config *cfg)
+{
+    trip_event *e = make_events(N_EVENTS);
+    trip_replay_result *r;
+    assert_int_equal(trip_replay(cfg, e, N_EVENTS, &r), TRIP_OK);
+    uint8_t *live = calloc(N_EVENTS, 1);
+    live_log log = {0};
+    run_live(cfg, e, N_EVENTS, live, &log);
+    assert_memory_equal(r->decisions, live, N_EVENTS);
+    assert_int_equal(r->n_evals, log.n_evals);
+    assert_memory_equal(r->evals, log.evals, log.n_evals * sizeof(trip_eval));
+    assert_int_equal(r->n_transitions, log.n_rows);
+    assert_memory_equal(r->transitions, log.rows,
+                        log.n_rows * sizeof(trip_transition_row));
+    assert_true(r->n_transitions >= 2); /* the outage tripped it */
+    assert_int_equal(r->final.calls + r->final.rejected + r->final.limited +
+                         r->final.late,
+                     N_EVENTS);
+    trip_replay_result_free(r);
+    free(log.evals);
+    free(live);
+    free(e);
+}
+
+static void
+test_replay_equals_live_defaults(void **state)
+{
+    (void)state;
+    trip_config c;
+    trip_config_init(&c);
+    c.seed = 99;
+    check_equal(&c);
+}
+
+static void
+test_replay_equals_live_count_window_ramp(void **state)
+{
+    (void)state;
+    trip_config c;
+    trip_config_init(&c);
+    c.seed = 5;
+    c.window_kind = TRIP_WINDOW_COUNT;
+    c.half_open_probes = 2;
+    c.ramp_ns = 30 * TEST_S_;
+    c.slow_call_rate = 0.5;
+    c.slow_call_ns = 100 * TEST_MS_;
+    check_equal(&c);
+}
+
+static void
+test_replay_bad_input(void **state)
+{
+    (void)state;
+    trip_event e[3] = {{10, 0.1, 0, 0}, {5, 0.1, 0, 0}, {20, 0.1, 0, 0}};
+    trip_replay_result *r = (trip_replay_result *)1;
+    assert_int_equal(trip_replay(NULL, e, 3, &r), TRIP_EINVAL);
+    assert_null(r);
+    assert_non_null(strstr(trip_errmsg(), "event 1"));
+    e[1].wall_ns = 15;
+    e[2].latency_s = NAN;
+    assert_int_equal(trip_replay(NULL, e, 3, &r), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "event 2"));
+    e[2].latency_s = 0.1;
+    e[2].outcome = 9;
+    assert_int_equal(trip_replay(NULL, e, 3, &r), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "unknown outcome"));
+    e[2].outcome = 0;
+    assert_int_equal(trip_replay(NULL, e, 3, &r), TRIP_OK);
+    assert_int_equal(r->n_events, 3);
+    trip_replay_result_free(r);
+    assert_int_equal(trip_replay(NULL, NULL, 3, &r), TRIP_EINVAL);
+    assert_int_equal(trip_replay(NULL, e, 0, &r), TRIP_OK);
+    trip_replay_result_free(r);
+    trip_config c;
+    trip_config_init(&c);
+    c.jitter = 5;
+    assert_int_equal(trip_replay(&c, e, 3, &r), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "jitter"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_replay_equals_live_defaults),
+        cmocka_unit_test(test_replay_equals_live_count_window_ramp),
+        cmocka_unit_test(test_replay_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
