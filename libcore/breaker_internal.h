@@ -24,8 +24,8 @@ enum trip_ctr_ {
     TRIP_C_REJECTED_,
     TRIP_C_LIMITED_,
     TRIP_C_LATE_,
-    TRIP_C_ALLOWED_,  /* in-flight = allowed - completed */
-    TRIP_C_DONE_,
+    TRIP_C_ALLOWED_,  /* in-flight = allowed - (outcomes + late): every
+                         record adds exactly one of those */
     TRIP_C_COUNT_
 };
 

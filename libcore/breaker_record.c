@@ -153,7 +153,6 @@ trip_record_at_(trip_breaker *b, const trip_ticket *t, int outcome,
     uint64_t sw = atomic_load_explicit(&b->sw, memory_order_acquire);
     int slow = outcome != TRIP_IGNORED &&
                lat_ns >= atomic_load_explicit(&b->hp_slow_ns, TRIP_RLX_);
-    trip_inc_(st, TRIP_C_DONE_);
     trip_push_row_(b, t, outcome, lat_ns, slow, now);
     if ((sw >> TRIP_SW_GEN_SHIFT_) != t->generation ||
         (t->flags & TRIP_TK_SHADOW_)) {

@@ -40,7 +40,7 @@ trip_snapshot_counts_(trip_breaker *b, trip_snapshot *s)
     s->limited = (int64_t)t.c[TRIP_C_LIMITED_];
     s->late = (int64_t)t.c[TRIP_C_LATE_];
     s->calls = s->successes + s->failures + s->timeouts + s->ignored;
-    s->in_flight = (int64_t)t.c[TRIP_C_ALLOWED_] - (int64_t)t.c[TRIP_C_DONE_];
+    s->in_flight = (int64_t)t.c[TRIP_C_ALLOWED_] - s->calls - s->late;
     if (s->in_flight < 0)
         s->in_flight = 0;
 }
