@@ -61,6 +61,8 @@ trip_breaker_init_(trip_breaker *b, const char *name, const trip_config *cfg,
     b->minute_hist = trip__calloc(TRIP_HIST_BINS, sizeof(uint64_t));
     if (!b->stripes || !b->life_hist || !b->minute_hist)
         return TRIP_ENOMEM;
+    for (int s = 0; s < TRIP_STRIPES_; s++)
+        atomic_init(&b->stripes[s].bin_lo, TRIP_HIST_BINS);
     if (trip__windows_alloc(b) != TRIP_OK)
         return TRIP_ENOMEM;
     if (trip__adaptive_new(cfg, &b->adaptive) != TRIP_OK)

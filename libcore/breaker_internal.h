@@ -33,6 +33,9 @@ enum trip_ctr_ {
 typedef struct trip__stripe {
     _Alignas(TRIP_CACHELINE_) _Atomic uint64_t c[TRIP_C_COUNT_];
     _Atomic uint64_t lat_sum_us;
+    /* bins outside [bin_lo, bin_hi] are zero; the range only grows, so a
+     * harvest can scan it instead of every bin */
+    _Atomic uint32_t bin_lo, bin_hi;
     _Atomic uint32_t hist[TRIP_HIST_BINS];
 } trip__stripe;
 
@@ -112,6 +115,8 @@ struct trip_breaker {
     trip__bucket *ring;       /* long_window_buckets buckets */
     uint32_t *ring_hist;      /* window_buckets x TRIP_HIST_BINS */
     int64_t *hist_index;      /* bucket index held by each ring_hist slot */
+    uint32_t *slot_range;     /* per slot: lo << 16 | hi of nonzero bins */
+    uint32_t short_lo, short_hi; /* nonzero range of short_hist */
     uint64_t *short_hist;     /* running sum over the short window */
     uint64_t short_hist_total;
     trip__sums totals;        /* lifetime, harvested */

@@ -14,9 +14,13 @@ trip__windows_alloc(trip_breaker *b)
     b->ring = trip__calloc(L, sizeof *b->ring);
     b->ring_hist = trip__calloc((size_t)W * TRIP_HIST_BINS, sizeof(uint32_t));
     b->hist_index = trip__calloc(W, sizeof(int64_t));
+    b->slot_range = trip__calloc(W, sizeof(uint32_t));
     b->short_hist = trip__calloc(TRIP_HIST_BINS, sizeof(uint64_t));
-    if (!b->ring || !b->ring_hist || !b->hist_index || !b->short_hist)
+    if (!b->ring || !b->ring_hist || !b->hist_index || !b->short_hist ||
+        !b->slot_range)
         return TRIP_ENOMEM;
+    b->short_lo = TRIP_HIST_BINS;
+    b->short_hi = 0;
     if (b->cfg.window_kind == TRIP_WINDOW_COUNT) {
         _Atomic uint8_t *cr = trip__calloc(b->cfg.window_calls, 1);
         if (cr == NULL)
@@ -36,14 +40,18 @@ trip__windows_free(trip_breaker *b)
     trip__free(b->ring);
     trip__free(b->ring_hist);
     trip__free(b->hist_index);
+    trip__free(b->slot_range);
     trip__free(b->short_hist);
     trip__free((void *)atomic_load(&b->count_ring));
     b->ring = NULL;
     b->ring_hist = NULL;
     b->hist_index = NULL;
+    b->slot_range = NULL;
     b->short_hist = NULL;
     atomic_store(&b->count_ring, NULL);
 }
+
+static void trip_short_expire_(trip_breaker *b, uint32_t slot);
 
 void
 trip__reset_windows(trip_breaker *b)
@@ -51,9 +59,11 @@ trip__reset_windows(trip_breaker *b)
     for (uint32_t i = 0; i < b->cfg.long_window_buckets; i++)
         b->ring[i].index = -1;
     for (uint32_t i = 0; i < b->cfg.window_buckets; i++)
-        b->hist_index[i] = -1;
+        trip_short_expire_(b, i);
     memset(b->short_hist, 0, TRIP_HIST_BINS * sizeof(uint64_t));
     b->short_hist_total = 0;
+    b->short_lo = TRIP_HIST_BINS;
+    b->short_hi = 0;
     _Atomic uint8_t *cr = atomic_load(&b->count_ring);
     if (cr != NULL)
         for (uint32_t i = 0; i < b->cfg.window_calls; i++)
@@ -70,19 +80,21 @@ static void
 trip_short_expire_(trip_breaker *b, uint32_t slot)
 {
     uint32_t *h = b->ring_hist + (size_t)slot * TRIP_HIST_BINS;
-    if (b->hist_index[slot] >= 0) {
-        for (uint32_t i = 0; i < TRIP_HIST_BINS; i++) {
+    uint32_t lo = b->slot_range[slot] >> 16, hi = b->slot_range[slot] & 0xFFFF;
+    for (uint32_t i = lo; i <= hi && hi >= lo; i++) {
+        if (b->hist_index[slot] >= 0) {
             b->short_hist[i] -= h[i];
             b->short_hist_total -= h[i];
         }
+        h[i] = 0;
     }
-    memset(h, 0, TRIP_HIST_BINS * sizeof *h);
+    b->slot_range[slot] = TRIP_HIST_BINS << 16; /* empty: lo > hi */
     b->hist_index[slot] = -1;
 }
 
 static void
 trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
-                     uint32_t *whist)
+                     uint32_t *whist, uint32_t *range)
 {
     uint64_t outcomes = 0;
     for (int c = 0; c < TRIP_C_COUNT_; c++) {
@@ -99,16 +111,23 @@ trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
     sum->lat_sum_s += (double)us * 1e-6;
     if (outcomes == 0)
         return; /* no latency was recorded since the last harvest */
-    for (uint32_t i = 0; i < TRIP_HIST_BINS; i++) {
+    uint32_t lo = atomic_load_explicit(&st->bin_lo, memory_order_acquire);
+    uint32_t hi = atomic_load_explicit(&st->bin_hi, memory_order_acquire);
+    for (uint32_t i = lo; i <= hi && i < TRIP_HIST_BINS; i++) {
         uint32_t v = atomic_load_explicit(&st->hist[i], memory_order_relaxed);
         if (v == 0)
             continue;
         atomic_fetch_sub_explicit(&st->hist[i], v, memory_order_relaxed);
         b->life_hist[i] += v;
         b->minute_hist[i] += v;
-        if (whist)
+        if (whist) {
             whist[i] += v;
+            b->short_hist[i] += v;
+            b->short_hist_total += v;
+        }
     }
+    uint32_t rlo = *range >> 16, rhi = *range & 0xFFFF;
+    *range = (lo < rlo ? lo : rlo) << 16 | (hi > rhi ? hi : rhi);
 }
 
 void
@@ -116,15 +135,17 @@ trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window,
               int64_t idx)
 {
     uint32_t *whist = NULL;
+    uint32_t range = (uint32_t)TRIP_HIST_BINS << 16; /* empty */
+    uint32_t slot = 0;
     memset(bucket, 0, sizeof *bucket);
     if (into_window) {
-        uint32_t slot = (uint32_t)(idx % b->cfg.window_buckets);
+        slot = (uint32_t)(idx % b->cfg.window_buckets);
         trip_short_expire_(b, slot);
         whist = b->ring_hist + (size_t)slot * TRIP_HIST_BINS;
         b->hist_index[slot] = idx;
     }
     for (int s = 0; s < TRIP_STRIPES_; s++)
-        trip_harvest_stripe_(b, &b->stripes[s], bucket, whist);
+        trip_harvest_stripe_(b, &b->stripes[s], bucket, whist, &range);
     for (int c = 0; c < TRIP_C_COUNT_; c++) {
         b->totals.c[c] += bucket->c[c];
         b->minute.c[c] += bucket->c[c];
@@ -132,10 +153,12 @@ trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window,
     b->totals.lat_sum_s += bucket->lat_sum_s;
     b->minute.lat_sum_s += bucket->lat_sum_s;
     if (into_window) {
-        uint32_t *h = whist;
-        for (uint32_t i = 0; i < TRIP_HIST_BINS; i++) {
-            b->short_hist[i] += h[i];
-            b->short_hist_total += h[i];
+        b->slot_range[slot] = range;
+        if ((range >> 16) <= (range & 0xFFFF)) {
+            if ((range >> 16) < b->short_lo)
+                b->short_lo = range >> 16;
+            if ((range & 0xFFFF) > b->short_hi)
+                b->short_hi = range & 0xFFFF;
         }
         trip__bucket *rb = &b->ring[idx % b->cfg.long_window_buckets];
         rb->index = idx;
