@@ -63,6 +63,9 @@ trip_breaker_init_(trip_breaker *b, const char *name, const trip_config *cfg,
         return TRIP_ENOMEM;
     for (int s = 0; s < TRIP_STRIPES_; s++)
         atomic_init(&b->stripes[s].bin_lo, TRIP_HIST_BINS);
+    atomic_init(&b->prio_cum_q16[0], 65536u);
+    atomic_init(&b->lim_fraction_bits, trip__double_to_bits(1.0));
+    b->lim_m = 1.0;
     if (trip__windows_alloc(b) != TRIP_OK)
         return TRIP_ENOMEM;
     if (trip__adaptive_new(cfg, &b->adaptive) != TRIP_OK)
@@ -78,8 +81,10 @@ trip_breaker_init_(trip_breaker *b, const char *name, const trip_config *cfg,
     b->closed_since_ns = now;
     atomic_init(&b->next_roll_ns, (b->cur_bucket + 1) * cfg->bucket_ns);
     atomic_init(&b->wall_offset_ns, trip_clock_wall(b->clock) - now);
-    atomic_init(&b->sw, (uint64_t)TRIP_CLOSED);
+    b->lim_close_ns = now;
     trip__publish_hot_config(b);
+    atomic_init(&b->sw, (uint64_t)TRIP_CLOSED |
+                            trip__sw_flags_locked(b, TRIP_CLOSED));
     memset(&b->last_trip, 0, sizeof b->last_trip);
     b->last_trip.score = b->last_trip.threshold = NAN;
     b->last_trip.baseline = NAN;
@@ -90,6 +95,7 @@ static void
 trip_breaker_release_(trip_breaker *b, int locks)
 {
     trip__windows_free(b);
+    trip__signals_free(b);
     for (size_t i = 0; i < b->n_retired; i++)
         trip__free(b->retired[i]);
     trip__free(b->retired);
@@ -140,6 +146,7 @@ trip_breaker_free(trip_breaker *b)
     if (b == NULL)
         return;
     trip_breaker_attach(b, NULL);
+    trip__deps_unlink(b);
     trip_breaker_release_(b, 1);
 }
 
@@ -172,7 +179,8 @@ trip_refuse_(trip_breaker *b, trip_ticket *t, trip__stripe *st, int decision)
         int64_t now = trip__clock_coarse(b->clock);
         trip__outcome_rec r = {
             now + atomic_load_explicit(&b->wall_offset_ns, TRIP_RLX_), 0,
-            b->store_id, -1, (uint8_t)t->state, (uint8_t)decision, 0};
+            b->store_id, -1, (uint8_t)t->state, (uint8_t)decision, 0, 0.0f,
+            0};
         trip__store_push_outcome(s, &r);
     }
     if (atomic_load_explicit(&b->has_reject_listeners, TRIP_RLX_))
@@ -189,14 +197,11 @@ trip_pass_(trip_breaker *b, trip_ticket *t, trip__stripe *st)
     return TRIP_PASS;
 }
 
-/* Ramp-up: admit a rising fraction f of calls, deterministically: call n
- * passes when floor((n + 1) f) > floor(n f), which spreads admissions
- * evenly and needs no random numbers. High priorities always pass. */
+/* Ramp-up: admit a rising fraction f of calls, highest priorities first
+ * (trip__prio_admit), deterministically. Returns 1 to admit. */
 static int
-trip_allow_ramp_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
-                 int priority)
+trip_ramp_admit_(trip_breaker *b, int64_t now, int priority)
 {
-    int64_t now = trip_clock_now(b->clock);
     int64_t start = atomic_load_explicit(&b->ramp_start_ns_at, TRIP_RLX_);
     int64_t len = atomic_load_explicit(&b->hp_ramp_ns, TRIP_RLX_);
     double f0 = trip__bits_to_double(
@@ -206,14 +211,29 @@ trip_allow_ramp_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
         uint64_t want = sw & ~(uint64_t)TRIP_SW_RAMP_;
         if (sw & TRIP_SW_RAMP_)
             atomic_compare_exchange_strong(&b->sw, &sw, want);
-        return trip_pass_(b, t, st);
+        return 1;
     }
     double f = f0 + (1.0 - f0) * (double)(now - start) / (double)len;
-    uint64_t n = atomic_fetch_add_explicit(&b->ramp_counter, 1, TRIP_RLX_);
-    if (priority >= 192 ||
-        floor((double)(n + 1) * f) > floor((double)n * f))
-        return trip_pass_(b, t, st);
-    return trip_refuse_(b, t, st, TRIP_LIMITED);
+    return trip__prio_admit(b, priority, f);
+}
+
+/* Closed but not the plain fast path: shedding for a dependency, ramp-up,
+ * or a rate limit. */
+static int
+trip_allow_closed_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
+                   uint64_t sw, int priority)
+{
+    if ((sw & TRIP_SW_SHED_) && priority < 192)
+        return trip_refuse_(b, t, st, TRIP_LIMITED);
+    int64_t now = trip_clock_now(b->clock);
+    if ((sw & TRIP_SW_RAMP_) && !trip_ramp_admit_(b, now, priority))
+        return trip_refuse_(b, t, st, TRIP_LIMITED);
+    if ((sw & TRIP_SW_LIMIT_) && !trip__limiter_admit(b, now, priority))
+        return trip_refuse_(b, t, st, TRIP_LIMITED);
+    t->start_ns = now;
+    t->decision = TRIP_PASS;
+    atomic_fetch_add_explicit(&st->c[TRIP_C_ALLOWED_], 1, TRIP_RLX_);
+    return TRIP_PASS;
 }
 
 static int
@@ -255,18 +275,22 @@ trip_machine_decide_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
 {
     int ms = (int)(sw & TRIP_SW_STATE_MASK_);
     if (ms == TRIP_CLOSED)
-        return (sw & TRIP_SW_RAMP_) ? trip_allow_ramp_(b, t, st, priority)
-                                    : trip_pass_(b, t, st);
+        return trip_allow_closed_(b, t, st, sw, priority);
     if (ms == TRIP_OPEN) {
         int64_t until = atomic_load_explicit(&b->open_until_ns, TRIP_RLX_);
-        if (trip__clock_coarse(b->clock) < until)
+        /* coordinated recovery: no probe while a needed breaker is down */
+        if (trip__clock_coarse(b->clock) < until ||
+            !trip__needs_all_closed(b))
             return trip_refuse_(b, t, st, TRIP_REJECTED);
         ms = trip_open_elapsed_(b, t, sw);
         if (ms == TRIP_CLOSED)
-            return trip_pass_(b, t, st);
+            return trip_allow_closed_(b, t, st, atomic_load(&b->sw),
+                                      priority);
         if (ms == TRIP_OPEN)
             return trip_refuse_(b, t, st, TRIP_REJECTED);
     }
+    if (!trip__probe_eligible(b, priority))
+        return trip_refuse_(b, t, st, TRIP_LIMITED);
     return trip_allow_half_open_(b, t, st);
 }
 
@@ -308,6 +332,13 @@ trip_allow_priority(trip_breaker *b, trip_ticket *t, int priority)
     uint64_t sw = atomic_load_explicit(&b->sw, memory_order_acquire);
     uint32_t si = trip_stripe_();
     trip__stripe *st = &b->stripes[si];
+    if (TRIP_UNLIKELY_(priority != 0) &&
+        !atomic_load_explicit(&b->prio_seen, TRIP_RLX_))
+        atomic_store_explicit(&b->prio_seen, 1, TRIP_RLX_);
+    if (atomic_load_explicit(&b->prio_seen, TRIP_RLX_))
+        atomic_fetch_add_explicit(
+            &st->prio[priority <= 0 ? 0 : priority > 255 ? 15 : priority >> 4],
+            1, TRIP_RLX_);
     t->stripe = si;
     t->flags = 0;
     t->generation = sw >> TRIP_SW_GEN_SHIFT_;

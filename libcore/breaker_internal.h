@@ -14,6 +14,11 @@
 /* Hot counters are striped so that threads do not write one cache line. */
 #define TRIP_STRIPES_ 8
 #define TRIP_MAX_LISTENERS_ 8
+#define TRIP_PRIO_LEVELS_ 16 /* priority >> 4 */
+#define TRIP_MAX_NEEDS_ 8
+#define TRIP_MAX_DEPENDENTS_ 32
+#define TRIP_MAX_SIGNALS_ 8
+#define TRIP_FLAP_MAX_ 64
 
 enum trip_ctr_ {
     TRIP_C_SUCCESS_ = 0, /* indexes match trip_outcome */
@@ -26,6 +31,7 @@ enum trip_ctr_ {
     TRIP_C_LATE_,
     TRIP_C_ALLOWED_,  /* in-flight = allowed - (outcomes + late): every
                          record adds exactly one of those */
+    TRIP_C_FAILW_,    /* failure weights in thousandths (issue 9) */
     TRIP_C_COUNT_
 };
 
@@ -36,6 +42,7 @@ typedef struct trip__stripe {
     /* bins outside [bin_lo, bin_hi] are zero; the range only grows, so a
      * harvest can scan it instead of every bin */
     _Atomic uint32_t bin_lo, bin_hi;
+    _Atomic uint64_t prio[TRIP_PRIO_LEVELS_]; /* calls by priority level */
     _Atomic uint32_t hist[TRIP_HIST_BINS];
 } trip__stripe;
 
@@ -63,6 +70,8 @@ typedef struct trip__listener {
 #define TRIP_SW_MODE_SHIFT_ 4
 #define TRIP_SW_MODE_MASK_ 0xF0u
 #define TRIP_SW_RAMP_ 0x100u       /* closed and ramping up */
+#define TRIP_SW_LIMIT_ 0x200u      /* a rate limit is configured */
+#define TRIP_SW_SHED_ 0x400u       /* a needed breaker is open: shed */
 #define TRIP_SW_GEN_SHIFT_ 16
 
 /* Ticket flags. */
@@ -79,6 +88,7 @@ struct trip_breaker {
     _Atomic int64_t wall_offset_ns; /* wall = mono + offset, set on rolls */
     _Atomic(trip_store *) store;
     _Atomic int has_reject_listeners;
+    _Atomic int prio_seen;          /* a call carried a priority */
     int store_id;
     trip_clock *clock;
     char name[128];
@@ -90,6 +100,8 @@ struct trip_breaker {
     _Atomic int64_t hp_ramp_ns;
     _Atomic uint64_t hp_ramp_start_bits;
     _Atomic int64_t hp_bucket_ns;
+    _Atomic uint64_t hp_limit_rate_bits, hp_limit_burst_bits;
+    _Atomic uint64_t hp_probe_share_bits;
 
     /* --- shared written counters (rare paths) ------------------------ */
     _Alignas(TRIP_CACHELINE_) _Atomic uint32_t consec_fail;
@@ -104,6 +116,13 @@ struct trip_breaker {
     _Atomic int64_t ramp_start_ns_at;
 
     trip__stripe *stripes; /* TRIP_STRIPES_ of them */
+
+    /* --- issue 9: limiter, priorities, flapping (atomics) -------------- */
+    _Alignas(TRIP_CACHELINE_) _Atomic int64_t lim_tat; /* GCRA */
+    _Atomic uint64_t lim_fraction_bits; /* adaptive share of the rate */
+    _Atomic uint32_t prio_cum_q16[TRIP_PRIO_LEVELS_ + 1]; /* share >= L */
+    _Atomic uint64_t prio_ctr[TRIP_PRIO_LEVELS_];
+    _Atomic int flapping;
 
     /* --- under mu: windows, evaluation, transitions ------------------- */
     pthread_mutex_t mu;
@@ -131,6 +150,19 @@ struct trip_breaker {
     int64_t transitions;
     uint64_t rng;
     uint64_t transition_counts[7][7][TRIP_RULE_COUNT_];
+    /* issue 9, under mu */
+    double prio_ewma[TRIP_PRIO_LEVELS_];
+    int64_t trip_times[TRIP_FLAP_MAX_];
+    uint32_t trip_times_n;
+    double lim_m;             /* limiter share at the last trip */
+    int64_t lim_close_ns;     /* when it closed after that trip; -1 open */
+    struct trip__signal *signals;
+    int n_signals;
+    /* dependencies, under the global trip__dep_mu */
+    trip_breaker *needs[TRIP_MAX_NEEDS_];
+    int n_needs;
+    trip_breaker *dependents[TRIP_MAX_DEPENDENTS_];
+    int n_dependents;
     void (*eval_hook)(void *user, const trip_eval *ev);
     void *eval_hook_user;
 
@@ -172,6 +204,25 @@ void trip__announce(trip_breaker *b, trip__pending *p);
 void trip__notify_rejection(trip_breaker *b, int state, int decision);
 int trip__effective_state(uint64_t sw);
 void trip__publish_hot_config(trip_breaker *b);
+
+/* breaker_extras.c: issue 9 (limiter, priorities, flapping, dependencies,
+ * signals). Functions named _locked run under mu. */
+int trip__prio_admit(trip_breaker *b, int priority, double fraction);
+int trip__limiter_admit(trip_breaker *b, int64_t now, int priority);
+int trip__probe_eligible(trip_breaker *b, int priority);
+void trip__prio_roll_locked(trip_breaker *b, int64_t span_ns);
+void trip__limiter_update_locked(trip_breaker *b, int to, int64_t now);
+double trip__flap_locked(trip_breaker *b, int64_t now, int record);
+int trip__signals_evaluate_locked(trip_breaker *b, int64_t now,
+                                  int64_t wall, trip_reason *r);
+int trip__needs_all_closed(trip_breaker *b);
+void trip__deps_announce(trip_breaker *b, const trip__pending *p);
+void trip__deps_unlink(trip_breaker *b);
+int trip__deps_describe(trip_breaker *b, const char **root,
+                        trip_breaker **needs, int cap);
+void trip__signals_free(trip_breaker *b);
+uint64_t trip__sw_flags_locked(trip_breaker *b, int to);
+const char *trip__signal_name(trip_breaker *b, int i, double *value);
 
 static inline double
 trip__bits_to_double(uint64_t u)

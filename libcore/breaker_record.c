@@ -148,7 +148,7 @@ trip_count_window_(trip_breaker *b, const trip_ticket *t, int outcome,
 
 static void
 trip_push_row_(trip_breaker *b, const trip_ticket *t, int outcome,
-               int64_t lat_ns, int slow, int64_t now)
+               int64_t lat_ns, int slow, int64_t now, double weight)
 {
     trip_store *s = atomic_load_explicit(&b->store, memory_order_acquire);
     if (s == NULL)
@@ -156,13 +156,13 @@ trip_push_row_(trip_breaker *b, const trip_ticket *t, int outcome,
     trip__outcome_rec r = {
         now + atomic_load_explicit(&b->wall_offset_ns, TRIP_RLX_), lat_ns,
         b->store_id, (int8_t)outcome, (uint8_t)t->state, TRIP_PASS,
-        (uint8_t)slow};
+        (uint8_t)slow, trip_is_fail_(outcome) ? (float)weight : 0.0f, 0};
     trip__store_push_outcome(s, &r);
 }
 
 static int
 trip_record_at_(trip_breaker *b, const trip_ticket *t, int outcome,
-                int64_t lat_ns, int64_t now)
+                int64_t lat_ns, int64_t now, double weight)
 {
     if (now >= atomic_load_explicit(&b->next_roll_ns, memory_order_acquire))
         trip_breaker_tick(b);
@@ -170,7 +170,7 @@ trip_record_at_(trip_breaker *b, const trip_ticket *t, int outcome,
     uint64_t sw = atomic_load_explicit(&b->sw, memory_order_acquire);
     int slow = outcome != TRIP_IGNORED &&
                lat_ns >= atomic_load_explicit(&b->hp_slow_ns, TRIP_RLX_);
-    trip_push_row_(b, t, outcome, lat_ns, slow, now);
+    trip_push_row_(b, t, outcome, lat_ns, slow, now, weight);
     if ((sw >> TRIP_SW_GEN_SHIFT_) != t->generation ||
         (t->flags & TRIP_TK_SHADOW_)) {
         /* issued before the last state change, or refused in shadow mode:
@@ -179,6 +179,10 @@ trip_record_at_(trip_breaker *b, const trip_ticket *t, int outcome,
         return TRIP_OK;
     }
     trip_inc_(st, outcome);
+    if (trip_is_fail_(outcome))
+        atomic_fetch_add_explicit(&st->c[TRIP_C_FAILW_],
+                                  (uint64_t)llround(weight * 1000.0),
+                                  TRIP_RLX_);
     if (outcome != TRIP_IGNORED) {
         uint32_t bin = trip__hist_bin(lat_ns);
         if (TRIP_UNLIKELY_(
@@ -230,7 +234,7 @@ trip_record(trip_breaker *b, const trip_ticket *t, int outcome)
         return TRIP_OK;
     int64_t now = trip_clock_now(b->clock);
     int64_t lat = now - t->start_ns;
-    return trip_record_at_(b, t, outcome, lat > 0 ? lat : 0, now);
+    return trip_record_at_(b, t, outcome, lat > 0 ? lat : 0, now, 1.0);
 }
 
 int
@@ -248,5 +252,27 @@ trip_record_latency(trip_breaker *b, const trip_ticket *t, int outcome,
         return TRIP_OK;
     int64_t now = trip_clock_now(b->clock);
     return trip_record_at_(b, t, outcome, (int64_t)llround(latency_s * 1e9),
-                           now);
+                           now, 1.0);
+}
+
+int
+trip_record_weighted(trip_breaker *b, const trip_ticket *t, int outcome,
+                     double latency_s, double weight)
+{
+    int rc = trip_record_check_(b, t, outcome);
+    if (rc != TRIP_OK)
+        return rc;
+    if (!isfinite(weight) || weight < 0 || weight > 1000)
+        return trip__fail(TRIP_EINVAL, "trip_record_weighted: weight must be "
+                          "finite and in [0, 1000], got %g", weight);
+    if (isnan(latency_s) || latency_s > 86400.0 * 365)
+        return trip__fail(TRIP_EINVAL, "trip_record_weighted: latency must "
+                          "be a number of seconds <= 1 year, got %g",
+                          latency_s);
+    if (t->flags & TRIP_TK_NOREC_)
+        return TRIP_OK;
+    int64_t now = trip_clock_now(b->clock);
+    int64_t lat = latency_s < 0 ? now - t->start_ns
+                                : (int64_t)llround(latency_s * 1e9);
+    return trip_record_at_(b, t, outcome, lat > 0 ? lat : 0, now, weight);
 }

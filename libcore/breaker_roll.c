@@ -170,7 +170,7 @@ trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window,
 /* Sum the ring buckets with index in [from, to]. */
 static void
 trip_window_sum_(const trip_breaker *b, int64_t from, int64_t to,
-                 trip__window *w)
+                 trip__window *w, double *failw)
 {
     uint64_t c[TRIP_C_COUNT_] = {0};
     double lat = 0;
@@ -193,6 +193,7 @@ trip_window_sum_(const trip_breaker *b, int64_t from, int64_t to,
     w->calls = w->successes + w->failures + w->timeouts;
     w->latency_sum_s = lat;
     w->span_ns = (to - from + 1) * b->cfg.bucket_ns;
+    *failw = (double)c[TRIP_C_FAILW_] / 1000.0;
 }
 
 static void
@@ -252,15 +253,17 @@ trip_minute_roll_(trip_breaker *b, int64_t bucket_wall)
     }
 }
 
+/* The failure-rate rule counts failures by their weights (issue 9); with
+ * the default weight of 1 that is the plain count. */
 static int
-trip_fixed_rules_(const trip_breaker *b, const trip__window *w, trip_eval *ev,
-                  trip_reason *r)
+trip_fixed_rules_(const trip_breaker *b, const trip__window *w, double failw,
+                  trip_eval *ev, trip_reason *r)
 {
     const trip_config *c = &b->cfg;
     int64_t fails = w->failures + w->timeouts;
     ev->calls = w->calls;
     ev->failures = fails;
-    ev->failure_rate = w->calls ? (double)fails / (double)w->calls : NAN;
+    ev->failure_rate = w->calls ? failw / (double)w->calls : NAN;
     ev->slow_rate = w->calls ? (double)w->slow / (double)w->calls : NAN;
     if (c->window_kind != TRIP_WINDOW_TIME || w->calls < (int64_t)c->min_calls
         || w->calls == 0)
@@ -309,22 +312,26 @@ trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now,
                   (mode == TRIP_MODE_NORMAL || mode == TRIP_MODE_METRICS_ONLY);
     trip_sums_to_window_(bucket, &bw);
     bw.span_ns = span_ns;
-    trip_window_sum_(b, new_idx - b->cfg.window_buckets, new_idx - 1, &sw_);
+    double failw, lfailw;
+    trip_window_sum_(b, new_idx - b->cfg.window_buckets, new_idx - 1, &sw_,
+                     &failw);
     trip_window_sum_(b, new_idx - b->cfg.long_window_buckets, new_idx - 1,
-                     &lw);
+                     &lw, &lfailw);
     bw.hist = sw_.hist = lw.hist = b->short_hist;
     bw.hist_total = sw_.hist_total = lw.hist_total = b->short_hist_total;
     trip_eval_init_(&ev);
     ev.wall_ns = wall_end;
     ev.long_calls = lw.calls;
     ev.long_failures = lw.failures + lw.timeouts;
-    int rule = trip_fixed_rules_(b, &sw_, &ev, &r);
+    int rule = trip_fixed_rules_(b, &sw_, failw, &ev, &r);
     int arule = trip__adaptive_evaluate(b->adaptive, &b->cfg, wall_end, &bw,
                                         &sw_, &lw, judging, &ev, &ra);
     if (rule == TRIP_RULE_NONE && arule != TRIP_RULE_NONE) {
         rule = arule;
         r = ra;
     }
+    if (rule == TRIP_RULE_NONE && b->n_signals > 0)
+        rule = trip__signals_evaluate_locked(b, now, wall_end, &r);
     if (!judging)
         rule = TRIP_RULE_NONE;
     if (rule != TRIP_RULE_NONE) {
@@ -358,6 +365,9 @@ trip__roll_locked(trip_breaker *b, int64_t now, trip__pending *p)
             b->hist_index[i] < new_idx - (int64_t)b->cfg.window_buckets)
             trip_short_expire_(b, i);
     b->cur_bucket = new_idx;
+    trip__prio_roll_locked(b, (new_idx - old_idx) * bns);
+    trip__limiter_update_locked(b, -1, now);
+    trip__flap_locked(b, now, 0);
     trip_evaluate_(b, new_idx, now, new_idx * bns + offset, &bucket,
                    (new_idx - old_idx) * bns, p);
     atomic_store_explicit(&b->next_roll_ns, (new_idx + 1) * bns,

@@ -100,6 +100,12 @@ trip_snapshot_get(trip_breaker *b, trip_snapshot *s)
         double f = f0 + (1 - f0) * el / (double)b->cfg.ramp_ns;
         s->ramp_fraction = f > 1 ? 1 : f;
     }
+    s->flapping = atomic_load(&b->flapping);
+    s->shed = !trip__needs_all_closed(b);
+    s->limit_fraction = trip__bits_to_double(atomic_load(&b->lim_fraction_bits));
+    trip__sums tot;
+    trip__breaker_totals(b, &tot, NULL);
+    s->weighted_failures = (double)tot.c[TRIP_C_FAILW_] / 1000.0;
     trip_store *st = atomic_load(&b->store);
     if (st) {
         s->store_dropped = trip__store_dropped(st, b->store_id);
@@ -182,6 +188,10 @@ trip_breaker_reconfigure(trip_breaker *b, const trip_config *cfg)
         trip__reset_windows(b);
     }
     trip__publish_hot_config(b);
+    uint64_t sw = atomic_load(&b->sw);
+    sw &= ~(uint64_t)(TRIP_SW_LIMIT_ | TRIP_SW_SHED_);
+    atomic_store(&b->sw, sw | trip__sw_flags_locked(
+                             b, (int)(sw & TRIP_SW_STATE_MASK_)));
     pthread_mutex_unlock(&b->mu);
     return rc == TRIP_OK ? TRIP_OK
                          : trip__fail(rc, "breaker \"%s\": out of memory "

@@ -30,25 +30,33 @@ trip__publish_hot_config(trip_breaker *b)
     atomic_store(&b->hp_ramp_start_bits,
                  trip__double_to_bits(c->ramp_start_fraction));
     atomic_store(&b->hp_bucket_ns, c->bucket_ns);
+    atomic_store(&b->hp_limit_rate_bits, trip__double_to_bits(c->limit_rate));
+    atomic_store(&b->hp_limit_burst_bits,
+                 trip__double_to_bits(c->limit_burst));
+    atomic_store(&b->hp_probe_share_bits,
+                 trip__double_to_bits(c->probe_priority_share));
 }
 
 /* Open duration for the n-th trip in a row: exponential backoff, capped,
  * then jittered by +-jitter from the breaker's seeded generator. */
 static int64_t
-trip_open_duration_(trip_breaker *b)
+trip_open_duration_(trip_breaker *b, double flap_factor)
 {
     const trip_config *c = &b->cfg;
     double d = (double)c->open_ns;
-    for (uint32_t i = 1; i < b->trips && d < (double)c->open_max_ns; i++)
+    /* a flapping breaker waits flap_backoff times longer, cap included */
+    double cap = (double)c->open_max_ns * flap_factor;
+    for (uint32_t i = 1; i < b->trips && d < cap; i++)
         d *= c->backoff_multiplier;
-    if (d > (double)c->open_max_ns)
-        d = (double)c->open_max_ns;
+    d *= flap_factor;
+    if (d > cap)
+        d = cap;
     if (c->jitter > 0) {
         double u = (double)(trip__splitmix64(&b->rng) >> 11) * 0x1.0p-53;
         d *= 1.0 + c->jitter * (2.0 * u - 1.0);
     }
-    if (d > (double)c->open_max_ns)
-        d = (double)c->open_max_ns;
+    if (d > cap)
+        d = cap;
     return d < 1e6 ? 1000000 : (int64_t)d;
 }
 
@@ -61,7 +69,8 @@ trip_enter_state_(trip_breaker *b, int to, int64_t now)
             b->trips = 0;
         b->trips++;
         b->closed_since_ns = -1;
-        atomic_store(&b->open_until_ns, now + trip_open_duration_(b));
+        double flap = trip__flap_locked(b, now, 1);
+        atomic_store(&b->open_until_ns, now + trip_open_duration_(b, flap));
     } else {
         atomic_store(&b->open_until_ns, 0);
     }
@@ -69,6 +78,7 @@ trip_enter_state_(trip_breaker *b, int to, int64_t now)
         atomic_store(&b->probes_in_flight, 0);
         atomic_store(&b->probe_successes, 0);
     }
+    trip__limiter_update_locked(b, to, now);
     if (to == TRIP_CLOSED) {
         b->closed_since_ns = now;
         atomic_store(&b->ramp_counter, 0);
@@ -98,6 +108,7 @@ trip__transition_locked(trip_breaker *b, int to, int mode,
     if (to == TRIP_CLOSED && b->cfg.ramp_ns > 0 &&
         r->rule == TRIP_RULE_HALF_OPEN_SUCCESS)
         nsw |= TRIP_SW_RAMP_;
+    nsw |= trip__sw_flags_locked(b, to);
     atomic_store_explicit(&b->sw, nsw, memory_order_release);
     int eff = trip__effective_state(nsw);
     trip_reason reason = *r;
@@ -143,6 +154,7 @@ trip__announce(trip_breaker *b, trip__pending *p)
     for (int i = 0; i < p->n; i++)
         for (int k = 0; k < n; k++)
             ls[k].fn(TRIP_EVENT_TRANSITION, &p->t[i], ls[k].user);
+    trip__deps_announce(b, p);
     p->n = 0;
 }
 

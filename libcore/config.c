@@ -62,6 +62,44 @@ trip_config_init(trip_config *c)
     c->half_open_successes = 3;
     c->ramp_ns = 0;
     c->ramp_start_fraction = 0.1;
+    /* Issue 9: off unless asked for, except the safeguards that only act
+     * in trouble (flapping backoff, adaptive limiter when a limit is set). */
+    c->tier = TRIP_TIER_NONE;
+    c->probe_priority_share = 0.5;
+    c->limit_rate = 0;
+    c->limit_burst = 0;
+    c->limit_adaptive = 1;
+    c->limit_min_fraction = 0.1;
+    c->limit_recovery_ns = 60 * TRIP_S_;
+    c->flap_trips = 5;
+    c->flap_window_ns = 600 * TRIP_S_;
+    c->flap_backoff = 4.0;
+    c->dependency_action = TRIP_DEP_REPORT;
+}
+
+int
+trip_config_init_tier(trip_config *c, int tier)
+{
+    /* probe interval, its cap, probes and successes per tier: critical
+     * dependencies are retried soonest because the service cannot work
+     * without them; low ones can wait and spare the dependency */
+    static const struct {
+        int64_t open_s, max_s;
+        uint32_t probes, successes;
+    } t[4] = {{15, 120, 2, 3}, {30, 300, 1, 3}, {60, 600, 1, 3},
+              {120, 1200, 1, 5}};
+    if (c == NULL)
+        return trip__fail(TRIP_EINVAL, "trip_config_init_tier: cfg is NULL");
+    trip_config_init(c);
+    if (tier < TRIP_TIER_CRITICAL || tier > TRIP_TIER_LOW)
+        return trip__fail(TRIP_EINVAL, "unknown tier %d (expected 0 "
+                          "critical, 1 high, 2 medium, 3 low)", tier);
+    c->tier = tier;
+    c->open_ns = t[tier].open_s * TRIP_S_;
+    c->open_max_ns = t[tier].max_s * TRIP_S_;
+    c->half_open_probes = t[tier].probes;
+    c->half_open_successes = t[tier].successes;
+    return TRIP_OK;
 }
 
 /* ---- the option table: one row per field, used by set/get/JSON --------- */
@@ -95,6 +133,12 @@ static const trip_opt_ trip_opts_[] = {
     O_(jitter, T_DBL_), O_(seed, T_U64_), O_(backoff_reset_ns, T_I64_),
     O_(half_open_probes, T_U32_), O_(half_open_successes, T_U32_),
     O_(ramp_ns, T_I64_), O_(ramp_start_fraction, T_DBL_),
+    O_(tier, T_INT_), O_(probe_priority_share, T_DBL_),
+    O_(limit_rate, T_DBL_), O_(limit_burst, T_DBL_),
+    O_(limit_adaptive, T_INT_), O_(limit_min_fraction, T_DBL_),
+    O_(limit_recovery_ns, T_I64_), O_(flap_trips, T_U32_),
+    O_(flap_window_ns, T_I64_), O_(flap_backoff, T_DBL_),
+    O_(dependency_action, T_INT_),
 };
 #undef O_
 #define TRIP_NOPTS_ (sizeof trip_opts_ / sizeof trip_opts_[0])

@@ -155,6 +155,35 @@ trip_validate_recovery_(const trip_config *c, trip_vctx_ *v)
     return TRIP_OK;
 }
 
+static int
+trip_validate_issue9_(const trip_config *c, trip_vctx_ *v)
+{
+    CHECK_(trip_vrange_(v, "tier", c->tier, TRIP_TIER_NONE, TRIP_TIER_LOW,
+                        "must be -1 none, 0 critical, 1 high, 2 medium or "
+                        "3 low"));
+    CHECK_(trip_vfrac_(v, "probe_priority_share", c->probe_priority_share,
+                       0));
+    CHECK_(trip_vrange_(v, "limit_rate", c->limit_rate, 0, 1e9,
+                        "must be in [0, 1e9] calls/s (0 = off)"));
+    CHECK_(trip_vrange_(v, "limit_burst", c->limit_burst, 0, 1e9,
+                        "must be in [0, 1e9] calls (0 = one second)"));
+    if (c->limit_adaptive != 0 && c->limit_adaptive != 1)
+        return trip_vfail_(v, "limit_adaptive", "must be 0 or 1",
+                           c->limit_adaptive);
+    CHECK_(trip_vfrac_(v, "limit_min_fraction", c->limit_min_fraction, 0));
+    CHECK_(trip_vrange_(v, "limit_recovery_ns", (double)c->limit_recovery_ns,
+                        0, (double)TRIP_DAY_, "must be in [0, 1 day]"));
+    CHECK_(trip_vrange_(v, "flap_trips", c->flap_trips, 0, 64,
+                        "must be in [0, 64] (0 = off)"));
+    CHECK_(trip_vrange_(v, "flap_window_ns", (double)c->flap_window_ns, 1e9,
+                        (double)TRIP_DAY_, "must be in [1 s, 1 day]"));
+    CHECK_(trip_vrange_(v, "flap_backoff", c->flap_backoff, 1, 100,
+                        "must be in [1, 100]"));
+    CHECK_(trip_vrange_(v, "dependency_action", c->dependency_action, 0, 2,
+                        "must be 0 report, 1 shed or 2 open"));
+    return TRIP_OK;
+}
+
 int
 trip_config_validate(const trip_config *cfg, char *msg, size_t cap)
 {
@@ -170,5 +199,6 @@ trip_config_validate(const trip_config *cfg, char *msg, size_t cap)
     CHECK_(trip_validate_rules_(cfg, &v));
     CHECK_(trip_validate_adaptive_(cfg, &v));
     CHECK_(trip_validate_recovery_(cfg, &v));
+    CHECK_(trip_validate_issue9_(cfg, &v));
     return TRIP_OK;
 }

@@ -12,7 +12,7 @@ trip_status_of_(const trip_snapshot *s)
     if (s->state == TRIP_OPEN || s->state == TRIP_FORCED_OPEN)
         return "down";
     if (s->state == TRIP_HALF_OPEN || s->ramp_fraction < 1.0 ||
-        s->store_status != TRIP_OK)
+        s->store_status != TRIP_OK || s->flapping || s->shed)
         return "degraded";
     return "ok";
 }
@@ -21,6 +21,28 @@ static int
 trip_status_rank_(const char *st)
 {
     return strcmp(st, "down") == 0 ? 2 : strcmp(st, "degraded") == 0 ? 1 : 0;
+}
+
+/* "needs": [...] and "root_cause": the deepest needed breaker down. */
+static void
+trip_health_deps_(trip__buf *o, trip_breaker *b)
+{
+    trip_breaker *needs[8];
+    const char *root;
+    int n = trip__deps_describe(b, &root, needs, 8);
+    if (n == 0)
+        return;
+    trip__buf_printf(o, ",\"needs\":[");
+    for (int i = 0; i < n; i++) {
+        if (i)
+            trip__buf_printf(o, ",");
+        trip__buf_json_str(o, trip_breaker_name(needs[i]));
+    }
+    trip__buf_printf(o, "],\"root_cause\":");
+    if (root)
+        trip__buf_json_str(o, root);
+    else
+        trip__buf_printf(o, "null");
 }
 
 static void
@@ -55,9 +77,12 @@ trip_health_one_(trip__buf *o, trip_breaker *b, const trip_snapshot *s)
                          (long long)s->last_trip.samples,
                          (long long)s->last_trip.wall_ns);
     }
-    trip__buf_printf(o, ",\"store_dropped\":%lld,\"store_status\":\"%s\"}",
+    trip__buf_printf(o, ",\"flapping\":%s,\"store_dropped\":%lld,"
+                     "\"store_status\":\"%s\"", s->flapping ? "true" : "false",
                      (long long)s->store_dropped,
                      trip_status_name(s->store_status));
+    trip_health_deps_(o, b);
+    trip__buf_printf(o, "}");
 }
 
 int
@@ -171,6 +196,22 @@ trip_prom_gauge_(trip__buf *o, const char *metric, trip_breaker *b,
 }
 
 static void
+trip_prom_signals_(trip__buf *o, trip_breaker *b)
+{
+    double v;
+    const char *name;
+    pthread_mutex_lock(&b->mu);
+    for (int i = 0; (name = trip__signal_name(b, i, &v)) != NULL; i++) {
+        trip__buf_printf(o, "tripsense_signal{breaker=\"");
+        trip_label_(o, b->name);
+        trip__buf_printf(o, "\",signal=\"");
+        trip_label_(o, name);
+        trip__buf_printf(o, "\"} %.9g\n", v);
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void
 trip_prom_header_(trip__buf *o, const char *name, const char *type,
                   const char *help)
 {
@@ -217,6 +258,14 @@ trip__prometheus(trip_breaker **bs, size_t n, char **out)
     for (size_t i = 0; i < n; i++)
         trip_prom_gauge_(&o, "tripsense_store_dropped_total", bs[i],
                          snaps[i].store_dropped);
+    trip_prom_header_(&o, "tripsense_flapping", "gauge",
+                      "1 while the breaker opens and closes repeatedly.");
+    for (size_t i = 0; i < n; i++)
+        trip_prom_gauge_(&o, "tripsense_flapping", bs[i], snaps[i].flapping);
+    trip_prom_header_(&o, "tripsense_signal", "gauge",
+                      "Last value of each external health signal.");
+    for (size_t i = 0; i < n; i++)
+        trip_prom_signals_(&o, bs[i]);
     trip_prom_header_(&o, "tripsense_call_latency_seconds", "histogram",
                       "Latency of recorded calls.");
     for (size_t i = 0; i < n; i++) {

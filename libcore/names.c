@@ -9,7 +9,8 @@ trip_rule_name(int rule)
         "none", "consecutive_failures", "failure_rate", "slow_call_rate",
         "latency_percentile", "ewma_failure_rate", "anomaly_failure_rate",
         "anomaly_latency", "binomial_tail", "consecutive_timeouts",
-        "half_open_failure", "half_open_success", "open_elapsed", "manual"};
+        "half_open_failure", "half_open_success", "open_elapsed", "manual",
+        "dependency", "health_signal"};
     return rule >= 0 && rule < TRIP_RULE_COUNT_ ? names[rule] : "unknown";
 }
 

@@ -32,6 +32,9 @@ trip_registry_free(trip_registry *r)
 {
     if (r == NULL)
         return;
+    /* unlink first so that no breaker points at one already freed */
+    for (size_t i = 0; i < r->n; i++)
+        trip__deps_unlink(r->items[i]);
     for (size_t i = 0; i < r->n; i++)
         trip_breaker_free(r->items[i]);
     trip__free(r->items);
@@ -113,6 +116,18 @@ trip_registry_get(trip_registry *r, const char *name, trip_breaker **out)
     return *out ? TRIP_OK
                 : trip__fail(TRIP_ENOTFOUND, "registry: no breaker named "
                              "\"%s\"", name);
+}
+
+int
+trip_registry_depends(trip_registry *r, const char *name, const char *needed)
+{
+    trip_breaker *a, *b;
+    if (r == NULL || name == NULL || needed == NULL)
+        return trip__fail(TRIP_EINVAL, "trip_registry_depends: NULL argument");
+    int rc = trip_registry_get(r, name, &a);
+    if (rc == TRIP_OK)
+        rc = trip_registry_get(r, needed, &b);
+    return rc == TRIP_OK ? trip_breaker_add_dependency(a, b) : rc;
 }
 
 size_t

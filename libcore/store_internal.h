@@ -7,7 +7,7 @@
 
 #include "tripsense/tripsense.h"
 
-/* One outcome as pushed by the hot path: 24 bytes, no pointers. */
+/* One outcome as pushed by the hot path: 32 bytes, no pointers. */
 typedef struct trip__outcome_rec {
     int64_t wall_ns;
     int64_t latency_ns;
@@ -16,6 +16,8 @@ typedef struct trip__outcome_rec {
     uint8_t state;   /* trip_state at the decision */
     uint8_t decision;
     uint8_t slow;    /* 1 if latency >= the breaker's slow_call_ns */
+    float weight;    /* error weight (issue 9): 1 by default, 0 for success */
+    uint32_t reserved_; /* zero */
 } trip__outcome_rec;
 
 /*

@@ -66,7 +66,9 @@ typedef enum trip_rule {
     TRIP_RULE_HALF_OPEN_SUCCESS = 11, /* S probes succeeded: close */
     TRIP_RULE_OPEN_ELAPSED = 12,      /* open duration over: half-open */
     TRIP_RULE_MANUAL = 13,            /* operator mode change */
-    TRIP_RULE_COUNT_ = 14
+    TRIP_RULE_DEPENDENCY = 14,        /* a needed breaker opened */
+    TRIP_RULE_HEALTH_SIGNAL = 15,     /* an external gauge stayed too high */
+    TRIP_RULE_COUNT_ = 16
 } trip_rule;
 
 /**
@@ -129,6 +131,11 @@ typedef struct trip_snapshot {
     /* history store (issue 4); zero without a store */
     int64_t store_dropped;   /* outcome rows lost (ring full or store error) */
     int store_status;        /* last store status (TRIP_OK when healthy) */
+    /* issue 9 */
+    int flapping;            /* >= flap_trips trips within flap_window_ns */
+    int shed;                /* a needed breaker is open (dependency) */
+    double limit_fraction;   /* adaptive limiter: share of limit_rate now */
+    double weighted_failures; /* sum of failure weights, lifetime */
 } trip_snapshot;
 
 /** A state change, given to listeners. */
@@ -227,6 +234,72 @@ TRIP_API int trip_record(trip_breaker *b, const trip_ticket *ticket,
  */
 TRIP_API int trip_record_latency(trip_breaker *b, const trip_ticket *ticket,
                                  int outcome, double latency_s);
+
+/**
+ * Complete a call with an error weight: a failure or timeout counts
+ * `weight` failures in the failure-rate rule (a critical error may count 2,
+ * a retryable one 0.5). Successes and ignored calls ignore the weight. The
+ * weight is written with the outcome row of the history.
+ *
+ * @param latency_s  as trip_record_latency(); a negative value means "time
+ *                   since the ticket was issued".
+ * @param weight     finite, in [0, 1000].
+ * @return as trip_record_latency(); TRIP_EINVAL for a bad weight.
+ * Thread-safety: as trip_record().
+ */
+TRIP_API int trip_record_weighted(trip_breaker *b, const trip_ticket *ticket,
+                                  int outcome, double latency_s,
+                                  double weight);
+
+/**
+ * Declare that breaker b needs breaker needed (b calls through it, or its
+ * work is useless without it). When needed opens, b reports degraded
+ * health and, by b's dependency_action, sheds low-priority calls or opens
+ * too; b does not probe (half-open) while anything it needs is not closed.
+ * At most 8 needs per breaker and 32 dependents.
+ *
+ * @return TRIP_OK; TRIP_EINVAL (NULL, self, or a cycle: the message names
+ *         the chain); TRIP_ENOSPC (too many).
+ * Thread-safety: safe from any thread. Both breakers must outlive the
+ * link; trip_breaker_free() removes the links of the freed breaker.
+ */
+TRIP_API int trip_breaker_add_dependency(trip_breaker *b,
+                                         trip_breaker *needed);
+
+/**
+ * Declare an external health signal (CPU, pool use, queue depth...) that
+ * trips the breaker when its value stays above threshold for duration_ns,
+ * or, if z > 0, when it stays z standard deviations above its own
+ * hour-of-week baseline (learned from the values fed) for duration_ns.
+ * At most 8 signals per breaker.
+ *
+ * @param name  1..31 bytes, unique per breaker.
+ * @param threshold  absolute limit (NaN or +inf: none).
+ * @param z     z-score limit against the baseline; 0 = off.
+ * @param id    receives the signal's id for trip_breaker_signal().
+ * @return TRIP_OK, TRIP_EINVAL, TRIP_EEXIST, TRIP_ENOSPC.
+ * Thread-safety: safe from any thread.
+ */
+TRIP_API int trip_breaker_add_signal(trip_breaker *b, const char *name,
+                                     double threshold, double z,
+                                     int64_t duration_ns, int *id);
+
+/**
+ * Feed the current value of a signal. The rule is judged on bucket rolls.
+ *
+ * @return TRIP_OK; TRIP_EINVAL (NULL, unknown id, NaN or infinite value).
+ * Thread-safety: safe from any thread (takes the breaker's evaluation lock
+ * briefly; do not call at call rate).
+ */
+TRIP_API int trip_breaker_signal(trip_breaker *b, int id, double value);
+
+/**
+ * Read a signal's last value and its baseline mean and sd (NaN until
+ * learned). Any output may be NULL.
+ * @return TRIP_OK, TRIP_EINVAL.
+ */
+TRIP_API int trip_breaker_signal_get(trip_breaker *b, int id, double *value,
+                                     double *mean, double *sd);
 
 /**
  * Return the current trip_state, or a negative status for NULL.

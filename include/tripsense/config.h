@@ -26,6 +26,23 @@ typedef enum trip_seasonality {
     TRIP_SEASON_HOUR_OF_WEEK = 3 /* 168 buckets, Monday 00:00 UTC first */
 } trip_seasonality;
 
+/** Service tiers (issue 9): each sets recovery defaults, see
+ *  trip_config_init_tier() and docs/configuration.md. */
+typedef enum trip_tier {
+    TRIP_TIER_NONE = -1,
+    TRIP_TIER_CRITICAL = 0, /* probe every 15 s */
+    TRIP_TIER_HIGH = 1,     /* 30 s */
+    TRIP_TIER_MEDIUM = 2,   /* 60 s */
+    TRIP_TIER_LOW = 3       /* 120 s */
+} trip_tier;
+
+/** What a breaker does when a breaker it depends on opens. */
+typedef enum trip_dependency_action {
+    TRIP_DEP_REPORT = 0, /* report degraded health only */
+    TRIP_DEP_SHED = 1,   /* admit only high-priority calls (>= 192) */
+    TRIP_DEP_OPEN = 2    /* open too (rule "dependency") */
+} trip_dependency_action;
+
 /**
  * Every option of a breaker. Fill it with trip_config_init(), change the
  * fields you care about, then pass it to trip_breaker_new(), which validates
@@ -80,6 +97,19 @@ typedef struct trip_config {
     uint32_t half_open_successes;  /* S: successes to close; 3 */
     int64_t ramp_ns;               /* ramp-up after closing; 0 (off) */
     double ramp_start_fraction;    /* fraction admitted at ramp start; 0.1 */
+
+    /* --- issue 9: tiers, priorities, limiter, flapping, dependencies --- */
+    int tier;                      /* trip_tier (informational); NONE */
+    double probe_priority_share;   /* probes from the top share by priority; 0.5 */
+    double limit_rate;             /* token bucket, calls/s; 0 (off) */
+    double limit_burst;            /* bucket size, calls; 0 = one second's rate */
+    int limit_adaptive;            /* lower the rate while degraded; 1 */
+    double limit_min_fraction;     /* floor of the adaptive rate; 0.1 */
+    int64_t limit_recovery_ns;     /* time to restore the full rate; 60 s */
+    uint32_t flap_trips;           /* trips within flap_window_ns = flapping; 5 */
+    int64_t flap_window_ns;        /* 600 s */
+    double flap_backoff;           /* open-duration factor while flapping; 4 */
+    int dependency_action;         /* trip_dependency_action; REPORT */
 } trip_config;
 
 /**
@@ -89,6 +119,17 @@ typedef struct trip_config {
  * Thread-safety: safe from any thread.
  */
 TRIP_API void trip_config_init(trip_config *cfg);
+
+/**
+ * Fill cfg with the defaults of a service tier: trip_config_init() and then
+ * the tier's recovery settings (open duration, cap, probes). Critical
+ * dependencies are probed every 15 s, high 30 s, medium 60 s, low 120 s.
+ *
+ * @return TRIP_OK, or TRIP_EINVAL for NULL or an unknown tier (the message
+ *         names it; cfg is then left with plain defaults).
+ * Thread-safety: safe from any thread.
+ */
+TRIP_API int trip_config_init_tier(trip_config *cfg, int tier);
 
 /**
  * Check every field of cfg.

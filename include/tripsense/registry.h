@@ -55,6 +55,16 @@ TRIP_API int trip_registry_add(trip_registry *r, trip_breaker *b);
 TRIP_API int trip_registry_get(trip_registry *r, const char *name,
                                trip_breaker **out);
 
+/**
+ * Declare that the breaker named `name` needs the one named `needed`
+ * (see trip_breaker_add_dependency()). Both must be registered.
+ * @return TRIP_OK, TRIP_EINVAL (cycle: the message names it),
+ *         TRIP_ENOTFOUND, TRIP_ENOSPC.
+ * Thread-safety: safe from any thread.
+ */
+TRIP_API int trip_registry_depends(trip_registry *r, const char *name,
+                                   const char *needed);
+
 /** Number of breakers; 0 for NULL. Thread-safety: safe. */
 TRIP_API size_t trip_registry_count(trip_registry *r);
 
@@ -67,7 +77,9 @@ TRIP_API trip_breaker *trip_registry_at(trip_registry *r, size_t i);
  *  "status":"ok|degraded|down","failures":..,"failure_rate":..,
  *  "last_trip":{"rule":..,"score":..,"threshold":..}},...]}
  * A breaker is "down" when open or forced open, "degraded" in half-open,
- * ramp-up or when its store is failing; the registry takes the worst.
+ * ramp-up, when flapping, when a breaker it needs is not closed (then
+ * "needs" lists its dependencies and "root_cause" names the deepest open
+ * one), or when its store is failing; the registry takes the worst.
  *
  * @param out receives a string to free with trip_string_free().
  * @return TRIP_OK, TRIP_EINVAL, TRIP_ENOMEM.
@@ -85,6 +97,8 @@ TRIP_API int trip_registry_health_json(trip_registry *r, char **out);
  *   tripsense_call_latency_seconds{breaker} histogram
  *   tripsense_in_flight{breaker} gauge
  *   tripsense_store_dropped_total{breaker} counter
+ *   tripsense_flapping{breaker} gauge (0 or 1)
+ *   tripsense_signal{breaker,signal} gauge (last value fed)
  *
  * @param out receives a string to free with trip_string_free().
  * @return TRIP_OK, TRIP_EINVAL, TRIP_ENOMEM.

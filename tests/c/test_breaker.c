@@ -24,6 +24,7 @@ plain_config(trip_config *c)
     c->failure_rate = 0;
     c->jitter = 0;
     c->seed = 42;
+    c->flap_trips = 0; /* tested in test_extras */
 }
 
 static fixture *
