@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The adaptive rules on a bucket roll: EWMAs, percentile, anomaly and
+ * binomial rules against the seasonal baseline, and baseline learning. */
+#include <math.h>
+#include <string.h>
+
+#include "adaptive.h"
+#include "adaptive_internal.h"
+#include "internal.h"
+
+/* z of the normal quantiles 0.95 and 0.99: the log spread between the
+ * baseline's p95 and p99 gives the log-scale slope of the tail. */
+#define TRIP_Z95_ 1.6448536269514722
+#define TRIP_Z99_ 2.3263478740408408
+
+struct trip__adaptive {
+    trip__baseline base;
+    trip__ewratio ew_rate;   /* failures / calls */
+    trip__ewratio ew_lat;    /* latency seconds / calls */
+    trip__kofm rate_hist, lat_hist;
+    int64_t obs_index;       /* wall_ns / observation period last seen */
+    int dirty;               /* the current observation period saw trouble */
+    double cq[3];            /* trip__quantile_cq of p95, p99, cfg q */
+};
+
+/* What one evaluation found, before it is copied into the trip_eval. */
+typedef struct trip_found_ {
+    trip__rate_verdict rs, rl;       /* short and long window */
+    trip__lat_verdict l95, l99, lq;  /* p95, p99, configured quantile */
+    double q[3];                     /* p95, p99, configured quantile (s) */
+    const trip__bcell *rate_cell, *lat_cell;
+} trip_found_;
+
+static void
+trip_adaptive_set_(trip__adaptive *a, const trip_config *cfg)
+{
+    a->cq[0] = trip__quantile_cq(0.95);
+    a->cq[1] = trip__quantile_cq(0.99);
+    a->cq[2] = trip__quantile_cq(cfg->latency_quantile);
+}
+
+int
+trip__adaptive_new(const trip_config *cfg, trip__adaptive **out)
+{
+    if (out == NULL || cfg == NULL)
+        return trip__fail(TRIP_EINVAL, "trip__adaptive_new: NULL argument");
+    trip__gsl_init();
+    trip__adaptive *a = trip__calloc(1, sizeof *a);
+    *out = a;
+    if (a == NULL)
+        return trip__fail(TRIP_ENOMEM, "adaptive state: out of memory");
+    trip__baseline_init(&a->base, cfg);
+    a->obs_index = INT64_MIN;
+    trip_adaptive_set_(a, cfg);
+    return TRIP_OK;
+}
+
+void
+trip__adaptive_free(trip__adaptive *a)
+{
+    trip__free(a);
+}
+
+void
+trip__adaptive_reconfigure(trip__adaptive *a, const trip_config *cfg)
+{
+    if (a == NULL || cfg == NULL)
+        return;
+    trip__baseline_configure(&a->base, cfg);
+    trip_adaptive_set_(a, cfg);
+    trip__kofm_reset(&a->rate_hist);
+    trip__kofm_reset(&a->lat_hist);
+}
+
+/* Log-scale slope d log Q / dz of the tail, from the baseline's p95 and p99
+ * when it has them, else from this window's. */
+static double
+trip_slope_(const trip__bcell *c, const double *q)
+{
+    double s = NAN;
+    if (c != NULL && c->m[TRIP_BM_LOGP95].n > 0 && c->m[TRIP_BM_LOGP99].n > 0)
+        s = (c->m[TRIP_BM_LOGP99].mean - c->m[TRIP_BM_LOGP95].mean) /
+            (TRIP_Z99_ - TRIP_Z95_);
+    else if (q[0] > 0 && q[1] > 0)
+        s = log(q[1] / q[0]) / (TRIP_Z99_ - TRIP_Z95_);
+    if (!isfinite(s))
+        return NAN;
+    return s < 0.05 ? 0.05 : (s > 3.0 ? 3.0 : s);
+}
+
+/* The three quantiles of the short window in one pass over the bins. */
+static void
+trip_quantiles_(const trip_config *cfg, const trip__window *w, double *q)
+{
+    double qs[3] = {0.95, 0.99, cfg->latency_quantile}, out[3];
+    int order[3] = {0, 1, 2};
+    if (qs[2] < qs[1]) {
+        order[1] = 2;
+        order[2] = 1;
+        if (qs[2] < qs[0]) {
+            order[0] = 2;
+            order[1] = 0;
+        }
+    }
+    double sorted[3] = {qs[order[0]], qs[order[1]], qs[order[2]]};
+    trip__hist_quantiles_s(w->hist, w->hist_total, sorted, 3, out);
+    for (int i = 0; i < 3; i++)
+        q[order[i]] = out[i];
+}
+
+static double
+trip_log_(double x)
+{
+    return x > 0 ? log(x) : NAN;
+}
+
+/* Score every adaptive statistic of this evaluation (no decisions yet). */
+static void
+trip_score_(const trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
+            const trip__window *sw, const trip__window *lw, trip_found_ *f)
+{
+    const trip__baseline *b = &a->base;
+    trip_quantiles_(cfg, sw, f->q);
+    f->rate_cell = trip__baseline_cell(b, wall_ns, TRIP_BM_RATE);
+    trip__judge_rate(cfg, f->rate_cell, sw->calls, sw->failures + sw->timeouts,
+                     &f->rs);
+    trip__judge_rate(cfg, f->rate_cell, lw->calls, lw->failures + lw->timeouts,
+                     &f->rl);
+    f->lat_cell = trip__baseline_cell(b, wall_ns, TRIP_BM_LOGP99);
+    double n = (double)sw->hist_total;
+    double slope = trip_slope_(f->lat_cell, f->q);
+    const trip__bcell *c95 = trip__baseline_cell(b, wall_ns, TRIP_BM_LOGP95);
+    const trip__bcell *cq = trip__baseline_cell(b, wall_ns, b->logq_metric);
+    trip__judge_latency(cfg, c95, TRIP_BM_LOGP95, trip_log_(f->q[0]), n,
+                        a->cq[0], slope, &f->l95);
+    trip__judge_latency(cfg, f->lat_cell, TRIP_BM_LOGP99, trip_log_(f->q[1]),
+                        n, a->cq[1], slope, &f->l99);
+    trip__judge_latency(cfg, cq, b->logq_metric, trip_log_(f->q[2]), n,
+                        a->cq[2], slope, &f->lq);
+}
+
+static double
+trip_max_(double x, double y)
+{
+    if (isnan(x))
+        return y;
+    if (isnan(y))
+        return x;
+    return x > y ? x : y;
+}
+
+/* Copy the scores into the evaluation record. */
+static void
+trip_fill_eval_(const trip__adaptive *a, const trip_found_ *f, trip_eval *ev)
+{
+    ev->ewma_failure_rate = trip__ewratio_value(&a->ew_rate);
+    ev->ewma_latency_s = trip__ewratio_value(&a->ew_lat);
+    ev->latency_q_s = f->q[2];
+    ev->baseline_ready = f->rate_cell != NULL;
+    if (f->rate_cell != NULL) {
+        const trip__rate_verdict *v = !(f->rs.z > f->rl.z) ? &f->rl : &f->rs;
+        ev->baseline_rate = f->rate_cell->m[TRIP_BM_RATE].mean;
+        ev->baseline_rate_sd = v->sd;
+        ev->z_rate = trip_max_(f->rs.z, f->rl.z);
+    }
+    double tail = NAN;
+    if (f->rs.low_volume)
+        tail = f->rs.tail;
+    if (f->rl.low_volume && !(f->rl.tail >= tail))
+        tail = f->rl.tail;
+    ev->binomial_tail = tail;
+    const trip__lat_verdict *lv = !(f->l95.z > f->l99.z) ? &f->l99 : &f->l95;
+    ev->z_latency = lv->z;
+    ev->baseline_log_latency_sd = lv->sd;
+    ev->baseline_latency_s = exp(f->lq.mean);
+}
+
+/* Rules that judge the short window's quantile or the EWMA against fixed
+ * limits; they work without a baseline. */
+static int
+trip_fixed_adaptive_(const trip__adaptive *a, const trip_config *cfg,
+                     const trip__window *sw, const trip_found_ *f,
+                     trip_reason *r)
+{
+    int64_t ns = (int64_t)sw->hist_total;
+    if (cfg->latency_threshold_ns > 0 &&
+        ns >= (int64_t)cfg->latency_min_samples && ns > 0 &&
+        f->q[2] * 1e9 >= (double)cfg->latency_threshold_ns) {
+        *r = (trip_reason){TRIP_RULE_LATENCY_PERCENTILE, f->q[2],
+                           (double)cfg->latency_threshold_ns * 1e-9, NAN, ns,
+                           0};
+        return r->rule;
+    }
+    double ew = trip__ewratio_value(&a->ew_rate);
+    if (cfg->ewma_failure_rate > 0 && a->ew_rate.den >= cfg->min_calls &&
+        a->ew_rate.den > 0 && ew >= cfg->ewma_failure_rate) {
+        *r = (trip_reason){TRIP_RULE_EWMA_FAILURE_RATE, ew,
+                           cfg->ewma_failure_rate, NAN,
+                           (int64_t)llround(a->ew_rate.den), 0};
+        return r->rule;
+    }
+    return TRIP_RULE_NONE;
+}
+
+/* The percentile rule against the baseline's value for this hour. */
+static int
+trip_percentile_baseline_(const trip_config *cfg, const trip__window *sw,
+                          const trip_found_ *f, int *flag)
+{
+    *flag = 0;
+    if (!cfg->adaptive || !(cfg->latency_baseline_factor > 0) ||
+        isnan(f->lq.mean) ||
+        sw->hist_total < (uint64_t)cfg->latency_min_samples ||
+        sw->hist_total == 0)
+        return 0;
+    *flag = f->q[2] >= cfg->latency_baseline_factor * exp(f->lq.mean);
+    return *flag;
+}
+
+static int
+trip_rate_reason_(const trip_config *cfg, const trip__rate_verdict *v,
+                  int64_t calls, trip_reason *r)
+{
+    if (v->low_volume)
+        *r = (trip_reason){TRIP_RULE_BINOMIAL_TAIL, v->tail, cfg->binomial_p,
+                           v->p0, calls, 0};
+    else
+        *r = (trip_reason){TRIP_RULE_ANOMALY_FAILURE_RATE, v->z,
+                           cfg->anomaly_z, v->p0, calls, 0};
+    return r->rule;
+}
+
+/* The anomaly rules with their k-of-m memory; returns the rule or NONE. */
+static int
+trip_anomaly_(trip__adaptive *a, const trip_config *cfg,
+              const trip__window *sw, const trip__window *lw,
+              const trip_found_ *f, trip_reason *r)
+{
+    int rate_now = cfg->adaptive && (f->rs.anomalous || f->rl.anomalous);
+    int lat_now = cfg->adaptive && (f->l95.anomalous || f->l99.anomalous);
+    int rate_trip = trip__kofm_push(&a->rate_hist, rate_now, cfg->anomaly_k,
+                                    cfg->anomaly_m);
+    int lat_trip = trip__kofm_push(&a->lat_hist, lat_now, cfg->anomaly_k,
+                                   cfg->anomaly_m);
+    if (rate_trip && rate_now) {
+        if (f->rs.anomalous && !(f->rl.anomalous && f->rl.z >= f->rs.z))
+            return trip_rate_reason_(cfg, &f->rs, sw->calls, r);
+        return trip_rate_reason_(cfg, &f->rl, lw->calls, r);
+    }
+    if (lat_trip && lat_now) {
+        const trip__lat_verdict *v =
+            f->l99.anomalous && !(f->l95.anomalous && f->l95.z > f->l99.z)
+                ? &f->l99
+                : &f->l95;
+        *r = (trip_reason){TRIP_RULE_ANOMALY_LATENCY, v->z, cfg->anomaly_z,
+                           exp(v->mean), (int64_t)sw->hist_total, 0};
+        return r->rule;
+    }
+    return TRIP_RULE_NONE;
+}
+
+/* Learn from the period that just ended if nothing in it looked wrong. */
+static void
+trip_learn_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
+            const trip__window *sw, const trip__window *lw, const double *q)
+{
+    int64_t period = a->base.obs_period_ns > 0 ? a->base.obs_period_ns : 1;
+    int64_t idx = wall_ns / period;
+    if (idx == a->obs_index)
+        return;
+    int first = a->obs_index == INT64_MIN;
+    a->obs_index = idx;
+    if (a->dirty || first) {
+        a->dirty = 0; /* the first period may be partial: skip it */
+        return;
+    }
+    trip__bobs o = {NAN, 0, {NAN, NAN, NAN}, 0};
+    if (lw->calls > 0) {
+        o.rate = (double)(lw->failures + lw->timeouts) / (double)lw->calls;
+        o.calls = (double)lw->calls;
+    }
+    if (sw->hist_total >= (uint64_t)cfg->latency_min_samples &&
+        sw->hist_total > 0) {
+        for (int i = 0; i < 3; i++)
+            o.logq[i] = trip_log_(q[i]);
+        o.lat_samples = (double)sw->hist_total;
+    }
+    trip__baseline_observe(&a->base, &o, wall_ns);
+}
+
+static void
+trip_ewma_(trip__adaptive *a, const trip_config *cfg,
+           const trip__window *bucket, int closed)
+{
+    double h = cfg->ewma_half_life_s * 1e9;
+    if (!closed) {
+        /* a fresh start after recovery, like the windows */
+        a->ew_rate = (trip__ewratio){0, 0};
+        a->ew_lat = (trip__ewratio){0, 0};
+        return;
+    }
+    trip__ewratio_add(&a->ew_rate, (double)(bucket->failures + bucket->timeouts),
+                      (double)bucket->calls, bucket->span_ns, h);
+    trip__ewratio_add(&a->ew_lat, bucket->latency_sum_s, (double)bucket->calls,
+                      bucket->span_ns, h);
+}
+
+/* The fixed failure-rate rule's condition, so that a minute in which it
+ * fired is never learned even though the engine judged it. */
+static int
+trip_fixed_rate_hit_(const trip_config *cfg, const trip__window *sw)
+{
+    return cfg->failure_rate > 0 && sw->calls >= (int64_t)cfg->min_calls &&
+           sw->calls > 0 &&
+           (double)(sw->failures + sw->timeouts) >=
+               cfg->failure_rate * (double)sw->calls;
+}
+
+int
+trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
+                        int64_t wall_ns, const trip__window *bucket,
+                        const trip__window *shortw, const trip__window *longw,
+                        int closed, trip_eval *ev, trip_reason *reason)
+{
+    trip_found_ f;
+    trip_reason r = {0};
+    int rule = TRIP_RULE_NONE, pflag = 0;
+    if (a == NULL || cfg == NULL || bucket == NULL || shortw == NULL ||
+        longw == NULL)
+        return TRIP_RULE_NONE;
+    trip_ewma_(a, cfg, bucket, closed);
+    trip_score_(a, cfg, wall_ns, shortw, longw, &f);
+    if (ev != NULL)
+        trip_fill_eval_(a, &f, ev);
+    if (!closed) {
+        trip__kofm_reset(&a->rate_hist);
+        trip__kofm_reset(&a->lat_hist);
+        a->dirty = 1;
+    } else {
+        rule = trip_fixed_adaptive_(a, cfg, shortw, &f, &r);
+        int arule = trip_anomaly_(a, cfg, shortw, longw, &f, &r);
+        if (rule == TRIP_RULE_NONE)
+            rule = arule;
+        if (trip_percentile_baseline_(cfg, shortw, &f, &pflag) &&
+            rule == TRIP_RULE_NONE) {
+            double base = exp(f.lq.mean);
+            r = (trip_reason){TRIP_RULE_LATENCY_PERCENTILE, f.q[2],
+                              cfg->latency_baseline_factor * base, base,
+                              (int64_t)shortw->hist_total, 0};
+            rule = r.rule;
+        }
+        a->dirty |= rule != TRIP_RULE_NONE || pflag || f.rs.anomalous ||
+                    f.rl.anomalous || f.l95.anomalous || f.l99.anomalous ||
+                    trip_fixed_rate_hit_(cfg, shortw);
+    }
+    trip_learn_(a, cfg, wall_ns, shortw, longw, f.q);
+    if (rule != TRIP_RULE_NONE && reason != NULL)
+        *reason = r;
+    return rule;
+}
+
+/* ---- persistence and warm start --------------------------------------- */
+
+size_t
+trip__adaptive_export_max(void)
+{
+    return trip__baseline_export_max();
+}
+
+size_t
+trip__adaptive_export(const trip__adaptive *a, int breaker_id,
+                      int64_t now_wall_ns, trip_baseline_row *rows, size_t cap)
+{
+    if (a == NULL)
+        return 0;
+    return trip__baseline_export(&a->base, breaker_id, now_wall_ns, rows, cap);
+}
+
+int
+trip__adaptive_import(trip__adaptive *a, const trip_baseline_row *rows,
+                      size_t n)
+{
+    if (a == NULL)
+        return trip__fail(TRIP_EINVAL, "baseline import: state is NULL");
+    return trip__baseline_import(&a->base, rows, n);
+}
+
+/* The rollup's value for a quantile it stores, else NaN. */
+static double
+trip_rollup_q_(const trip_rollup_row *r, double q)
+{
+    static const double qs[5] = {0.5, 0.9, 0.95, 0.99, 0.999};
+    const double v[5] = {r->p50_s, r->p90_s, r->p95_s, r->p99_s, r->p999_s};
+    for (int i = 0; i < 5; i++)
+        if (fabs(q - qs[i]) < 1e-9)
+            return v[i];
+    return NAN;
+}
+
+int
+trip__adaptive_warm_start(trip__adaptive *a, const trip_config *cfg,
+                          const trip_rollup_row *rows, size_t n)
+{
+    if (a == NULL || cfg == NULL || (n > 0 && rows == NULL))
+        return trip__fail(TRIP_EINVAL, "warm start: NULL argument");
+    for (size_t i = 0; i < n; i++) {
+        const trip_rollup_row *r = &rows[i];
+        /* a minute with refused calls was not a closed, healthy minute */
+        if (r->calls <= 0 || r->rejected > 0 || r->limited > 0)
+            continue;
+        int64_t fails = r->failures + r->timeouts;
+        trip__rate_verdict v;
+        trip__judge_rate(cfg, trip__baseline_cell(&a->base, r->minute_ns + 1,
+                                                  TRIP_BM_RATE),
+                         r->calls, fails, &v);
+        if (v.anomalous)
+            continue;
+        trip__bobs o = {(double)fails / (double)r->calls, (double)r->calls,
+                        {NAN, NAN, NAN}, 0};
+        if (r->calls >= (int64_t)cfg->latency_min_samples) {
+            o.logq[0] = trip_log_(r->p95_s);
+            o.logq[1] = trip_log_(r->p99_s);
+            o.logq[2] = trip_log_(trip_rollup_q_(r, cfg->latency_quantile));
+            o.lat_samples = (double)r->calls;
+        }
+        trip__baseline_observe(&a->base, &o, r->minute_ns + 60 * TRIP_NS_PER_S_);
+    }
+    return TRIP_OK;
+}

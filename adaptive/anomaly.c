@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The anomaly verdicts: z-scores with sampling variance, effect sizes, the
+ * low-volume binomial tail and the k-of-m memory. */
+#include <math.h>
+
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_randist.h>
+
+#include "adaptive_internal.h"
+
+int
+trip__kofm_push(trip__kofm *h, int yes, uint32_t k, uint32_t m)
+{
+    h->bits = (h->bits << 1) | (yes ? 1u : 0u);
+    if (h->seen < 64)
+        h->seen++;
+    if (m == 0 || k == 0)
+        return 0;
+    uint64_t mask = m >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << m) - 1);
+    return (uint32_t)__builtin_popcountll(h->bits & mask) >= k;
+}
+
+void
+trip__kofm_reset(trip__kofm *h)
+{
+    h->bits = 0;
+    h->seen = 0;
+}
+
+double
+trip__zscore(double x, double mean, double sd, double floor)
+{
+    if (isnan(x) || isnan(mean) || isnan(sd))
+        return NAN;
+    double s = sd > floor ? sd : floor;
+    if (!(s > 0))
+        return x > mean ? INFINITY : (x < mean ? -INFINITY : 0.0);
+    return (x - mean) / s;
+}
+
+double
+trip__quantile_cq(double q)
+{
+    if (!(q > 0 && q < 1))
+        return NAN;
+    double z = gsl_cdf_ugaussian_Pinv(q);
+    double d = gsl_ran_ugaussian_pdf(z);
+    return q * (1 - q) / (d * d);
+}
+
+/* Between-window variance of the rate beyond binomial sampling noise:
+ * the learned variance minus mean(p(1-p)/calls) of its observations. */
+static double
+trip_rate_excess_var_(const trip__bcell *c)
+{
+    const trip__ewstat *r = &c->m[TRIP_BM_RATE];
+    double mu = r->mean < 0 ? 0 : (r->mean > 1 ? 1 : r->mean);
+    double samp = mu * (1 - mu) * c->m[TRIP_BM_INVN_RATE].mean;
+    double ex = trip__ewstat_var(r) - samp;
+    return ex > 0 ? ex : 0;
+}
+
+void
+trip__judge_rate(const trip_config *cfg, const trip__bcell *c, int64_t calls,
+                 int64_t failures, trip__rate_verdict *v)
+{
+    *v = (trip__rate_verdict){NAN, NAN, NAN, NAN, NAN, 0, 0};
+    if (calls <= 0)
+        return;
+    v->rate = (double)failures / (double)calls;
+    if (c == NULL)
+        return;
+    double mu = c->m[TRIP_BM_RATE].mean;
+    double p0 = mu > cfg->anomaly_rate_floor ? mu : cfg->anomaly_rate_floor;
+    if (p0 > 1)
+        p0 = 1;
+    double phi = cfg->binomial_overdispersion;
+    double n = (double)calls;
+    v->p0 = p0;
+    v->sd = sqrt(trip_rate_excess_var_(c) + phi * p0 * (1 - p0) / n);
+    v->z = trip__zscore(v->rate, p0, v->sd, cfg->anomaly_sigma_floor);
+    int effect = v->rate >= cfg->anomaly_rate_effect * p0 && failures > 0;
+    if (n * p0 < TRIP_LOWVOL_EXPECTED_) {
+        v->low_volume = 1;
+        v->tail = trip__binomial_tail(failures, calls, p0, phi);
+        v->anomalous = cfg->binomial_p > 0 && effect &&
+                       v->tail <= cfg->binomial_p;
+    } else {
+        v->anomalous = calls >= (int64_t)cfg->min_calls && effect &&
+                       v->z >= cfg->anomaly_z;
+    }
+}
+
+void
+trip__judge_latency(const trip_config *cfg, const trip__bcell *c, int metric,
+                    double logq, double samples, double cq, double slope,
+                    trip__lat_verdict *v)
+{
+    *v = (trip__lat_verdict){logq, NAN, NAN, NAN, 0};
+    if (c == NULL || !isfinite(logq) || !(samples > 0))
+        return;
+    const trip__ewstat *s = &c->m[metric];
+    double unit = isfinite(cq) && isfinite(slope) ? cq * slope * slope : 0;
+    double excess = trip__ewstat_var(s) - unit * c->m[TRIP_BM_INVN_LAT].mean;
+    if (!(excess > 0))
+        excess = 0;
+    double floor = cfg->anomaly_sigma_floor > TRIP_LOG_SIGMA_FLOOR_
+                       ? cfg->anomaly_sigma_floor
+                       : TRIP_LOG_SIGMA_FLOOR_;
+    v->mean = s->mean;
+    v->sd = sqrt(excess + unit / samples);
+    v->z = trip__zscore(logq, s->mean, v->sd, floor);
+    if (v->sd < floor)
+        v->sd = floor;
+    v->anomalous = samples >= (double)cfg->latency_min_samples &&
+                   v->z >= cfg->anomaly_z &&
+                   logq - s->mean >= log(cfg->anomaly_latency_effect);
+}
