@@ -34,25 +34,30 @@ void
 trip__hist_quantiles_s(const uint64_t *counts, uint64_t total,
                        const double *qs, size_t nq, double *out)
 {
+    uint64_t rank[16];
     size_t qi = 0;
     uint64_t seen = 0;
-    if (total == 0 || counts == NULL) {
+    if (total == 0 || counts == NULL || nq > 16) {
         for (size_t i = 0; i < nq; i++)
             out[i] = NAN;
         return;
     }
-    for (uint32_t bin = 0; bin < TRIP_HIST_BINS && qi < nq; bin++) {
+    /* nearest rank: the smallest value with rank >= ceil(q * n), q ascending;
+     * ranks are computed once so the scan is a tight loop over the bins */
+    for (size_t i = 0; i < nq; i++) {
+        double q = qs[i] < 0 ? 0 : (qs[i] > 1 ? 1 : qs[i]);
+        rank[i] = (uint64_t)ceil(q * (double)total);
+        if (rank[i] == 0)
+            rank[i] = 1;
+    }
+    for (uint32_t bin = 0; bin < TRIP_HIST_BINS; bin++) {
+        if (counts[bin] == 0)
+            continue;
         seen += counts[bin];
-        while (qi < nq) {
-            double q = qs[qi] < 0 ? 0 : (qs[qi] > 1 ? 1 : qs[qi]);
-            /* nearest rank: the smallest value with rank >= ceil(q * n) */
-            uint64_t rank = (uint64_t)ceil(q * (double)total);
-            if (rank == 0)
-                rank = 1;
-            if (seen < rank)
-                break;
+        while (qi < nq && seen >= rank[qi])
             out[qi++] = trip__hist_bin_value_s(bin);
-        }
+        if (qi == nq)
+            return;
     }
     for (; qi < nq; qi++)
         out[qi] = trip__hist_bin_value_s(TRIP_HIST_BINS - 1);
