@@ -110,6 +110,9 @@ void trip__baseline_configure(trip__baseline *b, const trip_config *cfg);
 /* Learn one observation made at wall_ns. */
 void trip__baseline_observe(trip__baseline *b, const trip__bobs *o,
                             int64_t wall_ns);
+/* Learn a single value of one metric (the standalone detector). */
+void trip__baseline_observe_value(trip__baseline *b, int metric, double x,
+                                  double clip_floor, int64_t wall_ns);
 /* The cell that judges wall_ns for metric (seasonal if ready, else the
  * global one), or NULL when neither has min_samples observations. */
 const trip__ewstat *trip__baseline_lookup(const trip__baseline *b,

@@ -97,37 +97,55 @@ trip_clip_(const trip__ewstat *s, double x, double sd_floor, uint32_t min_n)
     double sd = sqrt(trip__ewstat_var(s));
     if (sd < sd_floor)
         sd = sd_floor;
+    if (!(sd > 0))
+        return x; /* nothing to judge by yet */
     double lo = s->mean - TRIP_CLIP_SD_ * sd, hi = s->mean + TRIP_CLIP_SD_ * sd;
     return x < lo ? lo : (x > hi ? hi : x);
+}
+
+static void
+trip_stat_observe_(trip__baseline *b, trip__ewstat *s, double x,
+                   double clip_floor, int64_t t)
+{
+    trip__ewstat_add(s, trip_clip_(s, x, clip_floor, b->min_samples), t,
+                     b->half_life_ns);
 }
 
 static void
 trip_cell_observe_(trip__baseline *b, trip__bcell *c, const trip__bobs *o,
                    int64_t t)
 {
-    double h = b->half_life_ns;
+    static const int metric[3] = {TRIP_BM_LOGP95, TRIP_BM_LOGP99,
+                                  TRIP_BM_LOGQ};
     if (o->calls > 0 && isfinite(o->rate)) {
-        double x = trip_clip_(&c->m[TRIP_BM_RATE], o->rate, 0.01,
-                              b->min_samples);
-        trip__ewstat_add(&c->m[TRIP_BM_RATE], x, t, h);
-        trip__ewstat_add(&c->m[TRIP_BM_INVN_RATE], 1.0 / o->calls, t, h);
+        trip_stat_observe_(b, &c->m[TRIP_BM_RATE], o->rate, 0.01, t);
+        trip__ewstat_add(&c->m[TRIP_BM_INVN_RATE], 1.0 / o->calls, t,
+                         b->half_life_ns);
     }
     if (!(o->lat_samples > 0))
         return;
     int any = 0;
-    static const int metric[3] = {TRIP_BM_LOGP95, TRIP_BM_LOGP99,
-                                  TRIP_BM_LOGQ};
     for (int i = 0; i < 3; i++) {
         if (!isfinite(o->logq[i]) ||
             (metric[i] == TRIP_BM_LOGQ && b->logq_metric != TRIP_BM_LOGQ))
             continue;
-        trip__ewstat *s = &c->m[metric[i]];
-        trip__ewstat_add(s, trip_clip_(s, o->logq[i], 0.05, b->min_samples),
-                         t, h);
+        trip_stat_observe_(b, &c->m[metric[i]], o->logq[i], 0.05, t);
         any = 1;
     }
     if (any)
-        trip__ewstat_add(&c->m[TRIP_BM_INVN_LAT], 1.0 / o->lat_samples, t, h);
+        trip__ewstat_add(&c->m[TRIP_BM_INVN_LAT], 1.0 / o->lat_samples, t,
+                         b->half_life_ns);
+}
+
+/* Decide AUTO again at most once an hour of observed time. */
+static void
+trip_auto_tick_(trip__baseline *b, int64_t t)
+{
+    int64_t hour = trip_floordiv_(t, TRIP_HOUR_NS_);
+    if (b->configured == TRIP_SEASON_AUTO && hour != b->last_auto_hour) {
+        b->last_auto_hour = hour;
+        trip__baseline_auto(b);
+    }
 }
 
 void
@@ -137,11 +155,22 @@ trip__baseline_observe(trip__baseline *b, const trip__bobs *o, int64_t wall_ns)
     trip_cell_observe_(b, &b->global, o, t);
     trip_cell_observe_(b, &b->hod[trip__hour_of_day(t)], o, t);
     trip_cell_observe_(b, &b->how[trip__hour_of_week(t)], o, t);
-    int64_t hour = trip_floordiv_(t, TRIP_HOUR_NS_);
-    if (b->configured == TRIP_SEASON_AUTO && hour != b->last_auto_hour) {
-        b->last_auto_hour = hour;
-        trip__baseline_auto(b);
-    }
+    trip_auto_tick_(b, t);
+}
+
+void
+trip__baseline_observe_value(trip__baseline *b, int metric, double x,
+                             double clip_floor, int64_t wall_ns)
+{
+    int64_t t = wall_ns - 1;
+    if (!isfinite(x))
+        return;
+    trip_stat_observe_(b, &b->global.m[metric], x, clip_floor, t);
+    trip_stat_observe_(b, &b->hod[trip__hour_of_day(t)].m[metric], x,
+                       clip_floor, t);
+    trip_stat_observe_(b, &b->how[trip__hour_of_week(t)].m[metric], x,
+                       clip_floor, t);
+    trip_auto_tick_(b, t);
 }
 
 static int
