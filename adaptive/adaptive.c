@@ -153,6 +153,7 @@ trip_max_(double x, double y)
 static void
 trip_fill_eval_(const trip__adaptive *a, const trip_found_ *f, trip_eval *ev)
 {
+    ev->baseline_rate = ev->baseline_rate_sd = ev->z_rate = NAN;
     ev->ewma_failure_rate = trip__ewratio_value(&a->ew_rate);
     ev->ewma_latency_s = trip__ewratio_value(&a->ew_lat);
     ev->latency_q_s = f->q[2];
