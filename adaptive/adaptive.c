@@ -28,6 +28,7 @@ typedef struct trip_found_ {
     trip__rate_verdict rs, rl;       /* short and long window */
     trip__lat_verdict l95, l99, lq;  /* p95, p99, configured quantile */
     double q[3];                     /* p95, p99, configured quantile (s) */
+    double logq[3];                  /* their logs, NaN if unsupported */
     const trip__bcell *rate_cell, *lat_cell;
 } trip_found_;
 
@@ -88,9 +89,18 @@ trip_slope_(const trip__bcell *c, const double *q)
     return s < 0.05 ? 0.05 : (s > 3.0 ? 3.0 : s);
 }
 
-/* The three quantiles of the short window in one pass over the bins. */
+/* Whether n samples support a q-quantile (TRIP_TAIL_SUPPORT_ beyond it). */
+static int
+trip_supported_(double q, uint64_t n)
+{
+    return q >= 1.0 || (double)n * (1.0 - q) >= TRIP_TAIL_SUPPORT_ - 1e-9;
+}
+
+/* The three quantiles of the short window in one pass over the bins; q
+ * receives the values, logq their logs where the window supports them. */
 static void
-trip_quantiles_(const trip_config *cfg, const trip__window *w, double *q)
+trip_quantiles_(const trip_config *cfg, const trip__window *w, double *q,
+                double *logq)
 {
     double qs[3] = {0.95, 0.99, cfg->latency_quantile}, out[3];
     int order[3] = {0, 1, 2};
@@ -106,6 +116,10 @@ trip_quantiles_(const trip_config *cfg, const trip__window *w, double *q)
     trip__hist_quantiles_s(w->hist, w->hist_total, sorted, 3, out);
     for (int i = 0; i < 3; i++)
         q[order[i]] = out[i];
+    for (int i = 0; i < 3; i++)
+        logq[i] = trip_supported_(qs[i], w->hist_total) && q[i] > 0
+                      ? log(q[i])
+                      : NAN;
 }
 
 static double
@@ -120,7 +134,7 @@ trip_score_(const trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
             const trip__window *sw, const trip__window *lw, trip_found_ *f)
 {
     const trip__baseline *b = &a->base;
-    trip_quantiles_(cfg, sw, f->q);
+    trip_quantiles_(cfg, sw, f->q, f->logq);
     f->rate_cell = trip__baseline_cell(b, wall_ns, TRIP_BM_RATE);
     trip__judge_rate(cfg, f->rate_cell, sw->calls, sw->failures + sw->timeouts,
                      &f->rs);
@@ -131,12 +145,12 @@ trip_score_(const trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
     double slope = trip_slope_(f->lat_cell, f->q);
     const trip__bcell *c95 = trip__baseline_cell(b, wall_ns, TRIP_BM_LOGP95);
     const trip__bcell *cq = trip__baseline_cell(b, wall_ns, b->logq_metric);
-    trip__judge_latency(cfg, c95, TRIP_BM_LOGP95, trip_log_(f->q[0]), n,
-                        a->cq[0], slope, &f->l95);
-    trip__judge_latency(cfg, f->lat_cell, TRIP_BM_LOGP99, trip_log_(f->q[1]),
-                        n, a->cq[1], slope, &f->l99);
-    trip__judge_latency(cfg, cq, b->logq_metric, trip_log_(f->q[2]), n,
-                        a->cq[2], slope, &f->lq);
+    trip__judge_latency(cfg, c95, TRIP_BM_LOGP95, f->logq[0], n, a->cq[0],
+                        slope, &f->l95);
+    trip__judge_latency(cfg, f->lat_cell, TRIP_BM_LOGP99, f->logq[1], n,
+                        a->cq[1], slope, &f->l99);
+    trip__judge_latency(cfg, cq, b->logq_metric, f->logq[2], n, a->cq[2],
+                        slope, &f->lq);
 }
 
 static double
@@ -159,10 +173,14 @@ trip_fill_eval_(const trip__adaptive *a, const trip_found_ *f, trip_eval *ev)
     ev->latency_q_s = f->q[2];
     ev->baseline_ready = f->rate_cell != NULL;
     if (f->rate_cell != NULL) {
-        const trip__rate_verdict *v = !(f->rs.z > f->rl.z) ? &f->rl : &f->rs;
+        /* z only where the normal approximation holds: low-volume windows
+         * are judged (and reported) by their binomial tail */
+        double zs = f->rs.low_volume ? NAN : f->rs.z;
+        double zl = f->rl.low_volume ? NAN : f->rl.z;
+        const trip__rate_verdict *v = !(zs > zl) ? &f->rl : &f->rs;
         ev->baseline_rate = f->rate_cell->m[TRIP_BM_RATE].mean;
         ev->baseline_rate_sd = v->sd;
-        ev->z_rate = trip_max_(f->rs.z, f->rl.z);
+        ev->z_rate = trip_max_(zs, zl);
     }
     double tail = NAN;
     if (f->rs.low_volume)
@@ -170,7 +188,10 @@ trip_fill_eval_(const trip__adaptive *a, const trip_found_ *f, trip_eval *ev)
     if (f->rl.low_volume && !(f->rl.tail >= tail))
         tail = f->rl.tail;
     ev->binomial_tail = tail;
-    const trip__lat_verdict *lv = !(f->l95.z > f->l99.z) ? &f->l99 : &f->l95;
+    /* the larger z of the two, or the one that exists (p99 lacks tail
+     * support in windows that still support p95) */
+    const trip__lat_verdict *lv =
+        f->l95.z > f->l99.z || isnan(f->l99.z) ? &f->l95 : &f->l99;
     ev->z_latency = lv->z;
     ev->baseline_log_latency_sd = lv->sd;
     ev->baseline_latency_s = exp(f->lq.mean);
@@ -184,6 +205,8 @@ trip_fixed_adaptive_(const trip__adaptive *a, const trip_config *cfg,
                      trip_reason *r)
 {
     int64_t ns = (int64_t)sw->hist_total;
+    /* an SLO limit the user set: judged at latency_min_samples as asked,
+     * without the tail-support guard the baseline comparisons need */
     if (cfg->latency_threshold_ns > 0 &&
         ns >= (int64_t)cfg->latency_min_samples && ns > 0 &&
         f->q[2] * 1e9 >= (double)cfg->latency_threshold_ns) {
@@ -210,7 +233,7 @@ trip_percentile_baseline_(const trip_config *cfg, const trip__window *sw,
 {
     *flag = 0;
     if (!cfg->adaptive || !(cfg->latency_baseline_factor > 0) ||
-        isnan(f->lq.mean) ||
+        isnan(f->lq.mean) || isnan(f->logq[2]) ||
         sw->hist_total < (uint64_t)cfg->latency_min_samples ||
         sw->hist_total == 0)
         return 0;
@@ -263,7 +286,8 @@ trip_anomaly_(trip__adaptive *a, const trip_config *cfg,
 /* Learn from the period that just ended if nothing in it looked wrong. */
 static void
 trip_learn_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
-            const trip__window *sw, const trip__window *lw, const double *q)
+            const trip__window *sw, const trip__window *lw,
+            const double *logq)
 {
     int64_t period = a->base.obs_period_ns > 0 ? a->base.obs_period_ns : 1;
     int64_t idx = wall_ns / period;
@@ -283,7 +307,7 @@ trip_learn_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
     if (sw->hist_total >= (uint64_t)cfg->latency_min_samples &&
         sw->hist_total > 0) {
         for (int i = 0; i < 3; i++)
-            o.logq[i] = trip_log_(q[i]);
+            o.logq[i] = logq[i];
         o.lat_samples = (double)sw->hist_total;
     }
     trip__baseline_observe(&a->base, &o, wall_ns);
@@ -354,7 +378,7 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
                     f.rl.anomalous || f.l95.anomalous || f.l99.anomalous ||
                     trip_fixed_rate_hit_(cfg, shortw);
     }
-    trip_learn_(a, cfg, wall_ns, shortw, longw, f.q);
+    trip_learn_(a, cfg, wall_ns, shortw, longw, f.logq);
     if (rule != TRIP_RULE_NONE && reason != NULL)
         *reason = r;
     return rule;
@@ -419,9 +443,13 @@ trip__adaptive_warm_start(trip__adaptive *a, const trip_config *cfg,
         trip__bobs o = {(double)fails / (double)r->calls, (double)r->calls,
                         {NAN, NAN, NAN}, 0};
         if (r->calls >= (int64_t)cfg->latency_min_samples) {
-            o.logq[0] = trip_log_(r->p95_s);
-            o.logq[1] = trip_log_(r->p99_s);
-            o.logq[2] = trip_log_(trip_rollup_q_(r, cfg->latency_quantile));
+            uint64_t n_ = (uint64_t)r->calls;
+            double q = cfg->latency_quantile;
+            o.logq[0] = trip_supported_(0.95, n_) ? trip_log_(r->p95_s) : NAN;
+            o.logq[1] = trip_supported_(0.99, n_) ? trip_log_(r->p99_s) : NAN;
+            o.logq[2] = trip_supported_(q, n_)
+                            ? trip_log_(trip_rollup_q_(r, q))
+                            : NAN;
             o.lat_samples = (double)r->calls;
         }
         trip__baseline_observe(&a->base, &o, r->minute_ns + 60 * TRIP_NS_PER_S_);

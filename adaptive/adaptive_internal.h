@@ -148,6 +148,11 @@ double trip__zscore(double x, double mean, double sd, double floor);
 /* Expected failures below which a window is judged by the binomial tail
  * instead of the z-score (the normal approximation is poor there). */
 #define TRIP_LOWVOL_EXPECTED_ 10.0
+/* A tail quantile q is judged (and learned) only from windows with at
+ * least this many samples at or beyond it, n >= TRIP_TAIL_SUPPORT_/(1-q):
+ * below that, p99 is the maximum of a handful of calls and one outlier
+ * would trip the latency rules. */
+#define TRIP_TAIL_SUPPORT_ 3.0
 /* Floor on the sd of a log latency quantile (about 5% relative). */
 #define TRIP_LOG_SIGMA_FLOOR_ 0.05
 

@@ -79,6 +79,8 @@ trip__judge_rate(const trip_config *cfg, const trip__bcell *c, int64_t calls,
     v->p0 = p0;
     v->sd = sqrt(trip_rate_excess_var_(c) + phi * p0 * (1 - p0) / n);
     v->z = trip__zscore(v->rate, p0, v->sd, cfg->anomaly_sigma_floor);
+    if (v->sd < cfg->anomaly_sigma_floor)
+        v->sd = cfg->anomaly_sigma_floor;
     int effect = v->rate >= cfg->anomaly_rate_effect * p0 && failures > 0;
     if (n * p0 < TRIP_LOWVOL_EXPECTED_) {
         v->low_volume = 1;

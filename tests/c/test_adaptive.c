@@ -451,6 +451,44 @@ test_adaptive_percentile_rules(void **state)
     assert_close(r.threshold, 0.1, 1e-12);
     assert_true(isnan(r.baseline));
     assert_int_equal(r.samples, 1000);
+    /* ... and at latency_min_samples as the user set it (60 samples, fewer
+     * than the 300 a baseline comparison of p99 needs) */
+    sim_windows(&s, 6, 0.01, 0.2, 0.1);
+    assert_int_equal(sim_eval(a, &cfg, &s, T0_ + TEST_S_, 1, NULL, &r),
+                     TRIP_RULE_LATENCY_PERCENTILE);
+    assert_int_equal(r.samples, 60);
+    trip__adaptive_free(a);
+}
+
+/* A p99 over fewer than 300 samples is one of the three largest calls: it
+ * is not judged against the baseline (nor learned into it). */
+static void
+test_adaptive_tail_support(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    trip_config_init(&cfg);
+    cfg.seasonality = TRIP_SEASON_NONE;
+    trip__adaptive *a = new_adaptive(&cfg);
+    sim s = {.rng = 16};
+    int64_t t = learn(a, &cfg, &s, T0_, 120, 100, 0.01, 0.02);
+    trip_eval ev;
+    trip_reason r = {0};
+    /* 200 samples at 5x the latency: p95 is supported (10 beyond it) and
+     * judged, p99 (2 beyond it) is not */
+    sim_windows(&s, 20, 0.01, 0.1, 0.5);
+    memset(&ev, 0, sizeof ev);
+    int rule = sim_eval(a, &cfg, &s, t + TEST_S_, 1, &ev, &r);
+    assert_true(ev.z_latency > cfg.anomaly_z);
+    assert_int_equal(rule, TRIP_RULE_NONE); /* p99 is 5x: 3x would fire */
+    /* 40 samples (>= latency_min_samples would be 50: lower it) support
+     * neither: no latency verdict at all, and the percentile rule is quiet */
+    cfg.latency_min_samples = 10;
+    sim_windows(&s, 4, 0.01, 0.1, 0.5);
+    memset(&ev, 0, sizeof ev);
+    rule = sim_eval(a, &cfg, &s, t + 2 * TEST_S_, 1, &ev, &r);
+    assert_true(isnan(ev.z_latency));
+    assert_int_equal(rule, TRIP_RULE_NONE);
     trip__adaptive_free(a);
 }
 
@@ -645,6 +683,7 @@ main(void)
         cmocka_unit_test(test_adaptive_night_three_of_four),
         cmocka_unit_test(test_adaptive_latency_anomaly_on_p99_doubling),
         cmocka_unit_test(test_adaptive_percentile_rules),
+        cmocka_unit_test(test_adaptive_tail_support),
         cmocka_unit_test(test_adaptive_ewma_rule),
         cmocka_unit_test(test_adaptive_off_and_not_closed_are_silent),
         cmocka_unit_test(test_adaptive_outage_not_learned),

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The adaptive rules through a real breaker on a manual clock: a healthy
+ * seasonal week does not trip, and the incidents the rules exist for are
+ * caught quickly once the baseline has learned. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "adaptive_internal.h"
+#include "breaker_internal.h"
+#include "test_util.h"
+
+#define T0_ (1704067200LL * TEST_S_) /* Monday 2024-01-01 00:00 UTC */
+#define HOUR_ (3600 * TEST_S_)
+#define DAY_ (24 * HOUR_)
+
+/* What goes wrong, from onset_ns on (kind 0: nothing). */
+enum { INC_NONE, INC_OUTAGE, INC_BROWNOUT, INC_LATENCY };
+
+typedef struct traffic {
+    double base_fail;  /* healthy failure rate */
+    double busy_rps;   /* weekday 08:00-20:00 */
+    int incident;
+    int64_t onset_ns;
+    uint64_t rng;
+} traffic;
+
+typedef struct run {
+    trip_clock *clk;
+    trip_breaker *b;
+    int trips;              /* transitions to open */
+    int64_t first_trip_ns;  /* wall time of the first trip, -1 if none */
+    int first_rule;
+    double first_score;
+    int64_t evals_after_onset; /* evaluations from onset to the first trip */
+    int64_t evals;
+    double max_z_rate, max_z_lat; /* largest healthy scores seen */
+    double min_tail;
+    traffic tr;
+} run;
+
+static double
+unif(uint64_t *s)
+{
+    return ((double)(trip__splitmix64(s) >> 11) + 0.5) * 0x1.0p-53;
+}
+
+/* Calls per second at wall time t: busy weekdays, quiet nights. */
+static double
+rps_at(const traffic *tr, int64_t t)
+{
+    int how = trip__hour_of_week(t), h = how % 24, weekend = how >= 120;
+    if (h < 6)
+        return 0.5;
+    if (h < 8 || h >= 20)
+        return 5.0;
+    return weekend ? tr->busy_rps / 4 : tr->busy_rps;
+}
+
+static void
+on_transition(int kind, const trip_transition *t, void *user)
+{
+    run *r = user;
+    if (kind != TRIP_EVENT_TRANSITION || t->to != TRIP_OPEN)
+        return;
+    if (getenv("TRIP_TEST_VERBOSE"))
+        print_message("trip at %+.1f h: %s score %g threshold %g baseline "
+                      "%g samples %lld\n",
+                      (double)(trip_clock_wall(r->clk) - T0_) / 3.6e12,
+                      trip_rule_name(t->reason.rule), t->reason.score,
+                      t->reason.threshold, t->reason.baseline,
+                      (long long)t->reason.samples);
+    if (r->trips++ == 0) {
+        r->first_trip_ns = trip_clock_wall(r->clk);
+        r->first_rule = t->reason.rule;
+        r->first_score = t->reason.score;
+    }
+}
+
+static void
+on_eval(void *user, const trip_eval *ev)
+{
+    run *r = user;
+    r->evals++;
+    if (r->tr.incident != INC_NONE && ev->wall_ns > r->tr.onset_ns &&
+        r->trips == 0)
+        r->evals_after_onset++;
+    if (r->tr.incident == INC_NONE || ev->wall_ns <= r->tr.onset_ns) {
+        if (ev->z_rate > r->max_z_rate)
+            r->max_z_rate = ev->z_rate;
+        if (ev->z_latency > r->max_z_lat)
+            r->max_z_lat = ev->z_latency;
+        if (ev->binomial_tail < r->min_tail)
+            r->min_tail = ev->binomial_tail;
+    }
+}
+
+static void
+run_start(run *r, const trip_config *cfg, const traffic *tr)
+{
+    memset(r, 0, sizeof *r);
+    r->tr = *tr;
+    r->first_trip_ns = -1;
+    r->min_tail = 1;
+    assert_int_equal(trip_clock_manual_new(T0_, 0, &r->clk), TRIP_OK);
+    assert_int_equal(trip_breaker_new("behaviour", cfg, r->clk, &r->b),
+                     TRIP_OK);
+    assert_int_equal(trip_breaker_add_listener(r->b, on_transition, r, NULL),
+                     TRIP_OK);
+    r->b->eval_hook = on_eval;
+    r->b->eval_hook_user = r;
+}
+
+static void
+run_end(run *r)
+{
+    trip_breaker_free(r->b);
+    trip_clock_free(r->clk);
+}
+
+/* One call at t: its outcome and latency under the traffic model. */
+static void
+one_call(run *r, int64_t t)
+{
+    traffic *tr = &r->tr;
+    int inc = t >= tr->onset_ns ? tr->incident : INC_NONE;
+    double p = tr->base_fail * (inc == INC_BROWNOUT ? 5.0 : 1.0);
+    if (inc == INC_OUTAGE)
+        p = 1.0;
+    double med = 0.020 * (inc == INC_LATENCY ? 2.0 : 1.0);
+    double u1 = unif(&tr->rng), u2 = unif(&tr->rng);
+    double lat = med * exp(0.5 * sqrt(-2 * log(u1)) * cos(6.2831853 * u2));
+    trip_ticket tk;
+    assert_int_equal(trip_clock_set(r->clk, t), TRIP_OK);
+    if (trip_allow(r->b, &tk) == TRIP_PASS)
+        trip_record_latency(r->b, &tk,
+                            unif(&tr->rng) < p ? TRIP_FAILURE : TRIP_SUCCESS,
+                            lat);
+}
+
+/* Simulate [from, to): Poisson arrivals at the model's rate, one second at
+ * a time. Stops early once tripped if stop_on_trip. */
+static void
+simulate(run *r, int64_t from, int64_t to, int stop_on_trip)
+{
+    for (int64_t s = from; s < to; s += TEST_S_) {
+        double lambda = rps_at(&r->tr, s);
+        /* Poisson count by inversion (lambda is at most a few hundred) */
+        double u = unif(&r->tr.rng), pk = exp(-lambda), cdf = pk;
+        int n = 0;
+        while (u > cdf && n < 10000) {
+            n++;
+            pk *= lambda / n;
+            cdf += pk;
+        }
+        /* stratified in the second, so times never go backwards */
+        for (int i = 0; i < n; i++)
+            one_call(r, s + (int64_t)((i + unif(&r->tr.rng)) / n * 1e9));
+        if (stop_on_trip && r->trips > 0)
+            return;
+    }
+}
+
+static void
+report(const char *what, const run *r)
+{
+    print_message("%s: trips %d, first rule %s score %g at +%.1f s after "
+                  "onset (%lld evaluations); evals %lld; max healthy z_rate "
+                  "%.2f z_latency %.2f, min tail %.3g\n",
+                  what, r->trips, trip_rule_name(r->first_rule),
+                  r->first_score,
+                  r->first_trip_ns < 0
+                      ? -1.0
+                      : (double)(r->first_trip_ns - r->tr.onset_ns) / 1e9,
+                  (long long)r->evals_after_onset, (long long)r->evals,
+                  r->max_z_rate, r->max_z_lat, r->min_tail);
+}
+
+static traffic
+default_traffic(void)
+{
+    traffic tr = {0.02, 40.0, INC_NONE, INT64_MAX, 12345};
+    return tr;
+}
+
+static void
+test_adaptive_behaviour_healthy_week_no_trips(void **state)
+{
+    (void)state;
+    run r;
+    traffic tr = default_traffic();
+    run_start(&r, NULL, &tr);
+    simulate(&r, T0_, T0_ + 7 * DAY_, 0);
+    report("healthy week", &r);
+    assert_int_equal(r.trips, 0);
+    run_end(&r);
+}
+
+/* Learn two days, then inject the incident on Wednesday at `hour`. */
+static run
+incident(int kind, int hour, const trip_config *cfg)
+{
+    run r;
+    traffic tr = default_traffic();
+    tr.incident = kind;
+    tr.onset_ns = T0_ + 2 * DAY_ + hour * HOUR_;
+    run_start(&r, cfg, &tr);
+    simulate(&r, T0_, tr.onset_ns + 10 * 60 * TEST_S_, 1);
+    return r;
+}
+
+static void
+test_adaptive_behaviour_step_outage(void **state)
+{
+    (void)state;
+    run r = incident(INC_OUTAGE, 14, NULL);
+    report("step outage", &r);
+    assert_int_equal(r.trips, 1);
+    assert_true(r.evals_after_onset <= 2);
+    run_end(&r);
+}
+
+static void
+test_adaptive_behaviour_brownout(void **state)
+{
+    (void)state;
+    run r = incident(INC_BROWNOUT, 14, NULL);
+    report("brownout 5x", &r);
+    assert_int_equal(r.trips, 1);
+    run_end(&r);
+}
+
+static void
+test_adaptive_behaviour_latency_doubling(void **state)
+{
+    (void)state;
+    run r = incident(INC_LATENCY, 14, NULL);
+    report("p99 doubling", &r);
+    assert_int_equal(r.trips, 1);
+    run_end(&r);
+}
+
+static void
+test_adaptive_behaviour_night_outage(void **state)
+{
+    (void)state;
+    run r = incident(INC_OUTAGE, 3, NULL);
+    report("night outage", &r);
+    assert_int_equal(r.trips, 1);
+    run_end(&r);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_adaptive_behaviour_healthy_week_no_trips),
+        cmocka_unit_test(test_adaptive_behaviour_step_outage),
+        cmocka_unit_test(test_adaptive_behaviour_brownout),
+        cmocka_unit_test(test_adaptive_behaviour_latency_doubling),
+        cmocka_unit_test(test_adaptive_behaviour_night_outage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
