@@ -34,6 +34,12 @@ typedef struct trip_store_opts {
     double rollup_retention_days; /* rollups older are deleted; 400; 0 keeps */
     int record_rejections;      /* also write a row per refused call; 0 */
     int read_only;              /* open for reading only (analysis); 0 */
+    const char *vfs;            /* SQLite VFS name; NULL for the default.
+                                   Copied at open. For tests (fault
+                                   injection) and special filesystems. */
+    uint32_t max_pending;       /* rows the writer holds while the database
+                                   fails before it drops (and counts) the
+                                   oldest; 0 = 4 x ring_capacity */
 } trip_store_opts;
 
 /** Fill opts with defaults. NULL is ignored. Thread-safety: safe. */
@@ -108,6 +114,8 @@ typedef struct trip_outcome_row {
     int state;    /* trip_state when the call was decided */
     int decision; /* trip_decision */
     int breaker_id;
+    int slow;     /* 1 if latency >= the breaker's slow-call threshold */
+    double weight; /* error weight (trip_record_weighted); 0 for success */
 } trip_outcome_row;
 
 /** Per-minute rollup row. Counts are exact; quantiles from the histogram. */
