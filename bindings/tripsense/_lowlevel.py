@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The thin layer over the C library: exceptions, ``_check`` and helpers.
+
+Every status code from ``include/tripsense/status.h`` becomes an exception
+here and nowhere else, with the thread's detailed message from
+``trip_errmsg()`` (which names the field, file or event at fault).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ._tripsense import ffi, lib
+
+__all__ = [
+    "ffi",
+    "lib",
+    "TripsenseError",
+    "InvalidConfigError",
+    "StoreError",
+    "NotFoundError",
+    "CircuitOpenError",
+    "_check",
+    "_string",
+    "_take_string",
+]
+
+NS = 1_000_000_000
+
+
+class TripsenseError(Exception):
+    """Base class of every tripsense error.
+
+    Attributes
+    ----------
+    status : int
+        The C status code (``TRIP_E...``, negative), or 0 when raised by the
+        Python layer itself.
+    status_name : str
+        Its symbolic name, e.g. ``"TRIP_EINVAL"``.
+    """
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+        self.status_name = _string(lib.trip_status_name(status)) if status else ""
+
+
+class InvalidConfigError(TripsenseError, ValueError):
+    """An invalid argument or configuration option (the message names it)."""
+
+
+class StoreError(TripsenseError, OSError):
+    """The history store failed: locked, read-only, corrupt, full, I/O."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        TripsenseError.__init__(self, message, status)
+
+
+class NotFoundError(TripsenseError, KeyError):
+    """A name that does not exist (breaker, option, listener)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CircuitOpenError(TripsenseError):
+    """A call was refused by a breaker.
+
+    Attributes
+    ----------
+    breaker : str
+        The breaker's name.
+    state : str
+        The breaker's state at the decision (``"open"``, ``"half_open"``,
+        ``"forced_open"``, ...).
+    decision : str
+        ``"rejected"`` (open) or ``"limited"`` (half-open probe budget,
+        ramp-up or rate limiter).
+    reason, rule : str
+        The rule behind the last trip (``"failure_rate"``, ...), or
+        ``"none"``. ``rule`` is an alias of ``reason``.
+    score, threshold : float
+        The last trip's observed value and the limit it crossed.
+    retry_after : float
+        Seconds until the breaker will probe again (0 if unknown or now).
+    """
+
+    def __init__(
+        self,
+        breaker: str,
+        state: str,
+        decision: str,
+        reason: str,
+        retry_after: float,
+        score: float = float("nan"),
+        threshold: float = float("nan"),
+    ) -> None:
+        msg = (
+            f"circuit {breaker!r} is {state}: call {decision}"
+            f" (last trip: {reason}"
+        )
+        if reason != "none" and score == score:
+            msg += f", score {score:.6g} >= {threshold:.6g}"
+        msg += f"); retry after {retry_after:.3f} s"
+        super().__init__(msg, 0)
+        self.breaker = breaker
+        self.state = state
+        self.decision = decision
+        self.reason = reason
+        self.rule = reason
+        self.retry_after = retry_after
+        self.score = score
+        self.threshold = threshold
+
+    def __reduce__(self) -> Any:
+        return (
+            type(self),
+            (self.breaker, self.state, self.decision, self.reason,
+             self.retry_after, self.score, self.threshold),
+        )
+
+
+_STORE = {
+    lib.TRIP_ESTORE,
+    lib.TRIP_EBUSY,
+    lib.TRIP_ESCHEMA,
+    lib.TRIP_ECORRUPT,
+    lib.TRIP_EREADONLY,
+    lib.TRIP_EFULL,
+    lib.TRIP_EIO,
+}
+
+_MAP = {
+    lib.TRIP_EINVAL: InvalidConfigError,
+    lib.TRIP_ERANGE: InvalidConfigError,
+    lib.TRIP_ENOTFOUND: NotFoundError,
+}
+
+
+def _string(p: Any) -> str:
+    """Decode a C string that the library owns (static or thread-local)."""
+    if p == ffi.NULL:
+        return ""
+    return ffi.string(p).decode("utf-8", "replace")
+
+
+def _take_string(pp: Any) -> str:
+    """Decode ``*pp`` (a ``char **`` filled by the library) and free it."""
+    try:
+        return _string(pp[0])
+    finally:
+        lib.trip_string_free(pp[0])
+
+
+def _error(rc: int, context: Optional[str] = None) -> TripsenseError:
+    """Build the exception for status rc, with the thread's message."""
+    detail = _string(lib.trip_errmsg()) or _string(lib.trip_strerror(rc))
+    msg = f"{context}: {detail}" if context else detail
+    if rc in _STORE:
+        cls: type = StoreError
+    else:
+        cls = _MAP.get(rc, TripsenseError)
+    if cls is StoreError:
+        return StoreError(msg, rc)
+    return cls(msg, rc)
+
+
+def _check(rc: int, context: Optional[str] = None) -> int:
+    """Return rc if it is not an error, else raise the mapped exception.
+
+    ``TRIP_EINVAL`` and ``TRIP_ERANGE`` give :class:`InvalidConfigError`,
+    ``TRIP_ENOTFOUND`` :class:`NotFoundError`, the store statuses
+    (``ESTORE``, ``EBUSY``, ``ESCHEMA``, ``ECORRUPT``, ``EREADONLY``,
+    ``EFULL``, ``EIO``) :class:`StoreError`, anything else
+    :class:`TripsenseError`. The message is ``trip_errmsg()``'s.
+    """
+    if rc < 0:
+        raise _error(rc, context)
+    return rc

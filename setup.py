@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Build and install the tripsense Python package.
+
+The extension is compiled by cffi (API mode) from the C sources listed in
+sources.txt, the same list CMake uses; see bindings/tripsense/_build_ffi.py.
+"""
+from setuptools import setup
+
+ANALYSIS = ["pandas>=1.5", "matplotlib>=3.5"]
+
+setup(
+    name="tripsense",
+    version="0.1.0",
+    description="An adaptive circuit breaker with a C core, SQLite history "
+    "and seasonal anomaly rules",
+    long_description=open("docs/python.md", encoding="utf-8").read()
+    if __import__("os").path.exists("docs/python.md")
+    else "",
+    long_description_content_type="text/markdown",
+    author="tripsense developers",
+    license="GPL-3.0-or-later",
+    classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Developers",
+        "Operating System :: POSIX :: Linux",
+        "Programming Language :: C",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: Implementation :: CPython",
+        "Topic :: Software Development :: Libraries",
+        "Topic :: System :: Monitoring",
+        "Typing :: Typed",
+    ],
+    python_requires=">=3.9",
+    package_dir={"": "bindings"},
+    packages=["tripsense"],
+    package_data={"tripsense": ["py.typed", "_cdef.h"]},
+    setup_requires=["cffi>=1.15"],
+    cffi_modules=["bindings/tripsense/_build_ffi.py:ffibuilder"],
+    install_requires=["cffi>=1.15", "numpy"],
+    extras_require={
+        "analysis": ANALYSIS,
+        "test": ["pytest", "hypothesis"] + ANALYSIS,
+        "notebooks": ["nbmake", "nbclient", "ipykernel", "nbformat"] + ANALYSIS,
+    },
+    entry_points={"console_scripts": ["tripsense = tripsense.cli:main"]},
+    zip_safe=False,
+)
