@@ -316,6 +316,8 @@ typedef struct trip_store_opts {
     double rollup_retention_days;
     int record_rejections;
     int read_only;
+    const char *vfs;
+    uint32_t max_pending;
 } trip_store_opts;
 
 void trip_store_opts_init(trip_store_opts *opts);
@@ -347,6 +349,8 @@ typedef struct trip_outcome_row {
     int state;
     int decision;
     int breaker_id;
+    int slow;
+    double weight;
 } trip_outcome_row;
 
 typedef struct trip_rollup_row {
@@ -459,9 +463,12 @@ typedef struct trip_calibration {
     double anomaly_z;
     uint32_t anomaly_k, anomaly_m;
     double latency_baseline_factor;
+    double binomial_p;
     double weeks;
     int64_t false_trips;
     double false_trips_per_week;
+    int64_t rejected_calls;
+    int64_t fixed_rule_trips;
     double max_z_rate, max_z_latency;
     int64_t candidates;
 } trip_calibration;
