@@ -63,9 +63,11 @@ trip_replay_check_(const int64_t *wall, const double *lat,
         return trip__fail(TRIP_EINVAL, "replay: event %zu: time %lld is "
                           "negative or before the previous event", i,
                           (long long)wall[i]);
-    if (!isfinite(lat[i]) || lat[i] < 0)
+    /* the limits of trip_record_latency(): an event it would refuse must
+     * not be admitted and then never recorded */
+    if (!isfinite(lat[i]) || lat[i] < 0 || lat[i] > 86400.0 * 365)
         return trip__fail(TRIP_EINVAL, "replay: event %zu: latency %g must "
-                          "be finite and >= 0", i, lat[i]);
+                          "be finite and in [0, 1 year] seconds", i, lat[i]);
     if (outcome[i] < TRIP_SUCCESS || outcome[i] > TRIP_IGNORED)
         return trip__fail(TRIP_EINVAL, "replay: event %zu: unknown outcome "
                           "%d", i, (int)outcome[i]);

@@ -17,7 +17,7 @@ extern "C" {
 /** One recorded call: it starts at wall_ns and took latency_s. */
 typedef struct trip_event {
     int64_t wall_ns;  /* non-decreasing across the array */
-    double latency_s; /* >= 0, finite */
+    double latency_s; /* >= 0, finite, at most a year (as recorded) */
     int outcome;      /* trip_outcome */
     int priority;     /* 0..255; 0 when unused */
 } trip_event;
@@ -120,19 +120,32 @@ TRIP_API int trip_detect(const trip_detect_opts *o, const int64_t *wall_ns,
 /** What calibration chose and what that choice would have done. */
 typedef struct trip_calibration {
     double anomaly_z;          /* chosen k (z limit) */
-    uint32_t anomaly_k, anomaly_m;
-    double latency_baseline_factor;
+    uint32_t anomaly_k, anomaly_m; /* kept from base */
+    double latency_baseline_factor; /* chosen percentile-rule factor */
+    double binomial_p;         /* chosen low-volume tail limit */
     double weeks;              /* length of the history used */
-    int64_t false_trips;       /* trips the chosen config makes on it */
+    int64_t false_trips;       /* trips (closed -> open) the chosen config
+                                  makes on it */
     double false_trips_per_week;
+    int64_t rejected_calls;    /* calls it refused (rejected or limited) */
+    int64_t fixed_rule_trips;  /* trips with every calibrated rule off */
     double max_z_rate, max_z_latency; /* largest healthy scores seen */
-    int64_t candidates;        /* configurations tried */
+    int64_t candidates;        /* replays run */
 } trip_calibration;
 
 /**
  * Choose anomaly thresholds from healthy history so that a replay of it
  * trips at most budget_per_week times per week, preferring the most
  * sensitive such setting. The rest of base is kept.
+ *
+ * Three thresholds are chosen, each from a ladder of candidates: anomaly_z,
+ * binomial_p and latency_baseline_factor (a rule base turns off stays off;
+ * k-of-m and the effect sizes are kept). Each is first searched alone with
+ * an equal share of the budget left by the fixed rules, then together,
+ * loosening the one that trips most until the replay meets the budget, then
+ * tightening each once more if the budget still holds. docs/algorithms.md
+ * has the ladders. Every candidate is a full replay of the history (as
+ * trip_replay() would run it), so the cost is about 10-20 replays.
  *
  * @param base    starting configuration (NULL for defaults).
  * @param events  healthy history, wall_ns non-decreasing.
