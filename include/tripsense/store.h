@@ -100,7 +100,8 @@ typedef struct trip_store_status {
     int64_t sampled_out;   /* rows skipped by the sampling option */
     int64_t rollups_written, transitions_written;
     int64_t batches, write_errors, retries;
-    int64_t pending;       /* rows in the ring now */
+    int64_t pending;       /* rows in the ring or held by the writer */
+    int64_t other_dropped; /* rollup, transition and baseline rows lost */
 } trip_store_status;
 
 /** Fill *st. @return TRIP_OK or TRIP_EINVAL. Thread-safety: safe. */

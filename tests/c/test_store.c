@@ -1,0 +1,590 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/* The history store: round trip of every field, rollups, transitions,
+ * sampling, retention, ring overflow, schema checks and a locked file. */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test_util.h"
+#include "tripsense/tripsense.h"
+
+#define T0_ (1000 * TEST_S_)
+#define WALL0_ (1767225600LL * TEST_S_) /* 2026-01-01 00:00 UTC */
+
+typedef struct env {
+    trip_clock *clk;
+    trip_breaker *b;
+    trip_store *s;
+    char path[256];
+} env;
+
+static void
+tmp_path(char *out, size_t n, const char *tag)
+{
+    snprintf(out, n, "/tmp/tripsense-test-%s-%d.db", tag, (int)getpid());
+    char side[300];
+    unlink(out);
+    snprintf(side, sizeof side, "%s-wal", out);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", out);
+    unlink(side);
+}
+
+static void
+quiet_config(trip_config *c)
+{
+    trip_config_init(c);
+    c->adaptive = 0;
+    c->jitter = 0;
+    c->seed = 7;
+    c->consecutive_failures = 5;
+    c->failure_rate = 0;
+    c->slow_call_ns = 500 * TEST_MS_;
+}
+
+static env *
+env_new(const char *path, const trip_store_opts *o, const trip_config *cfg)
+{
+    env *e = calloc(1, sizeof *e);
+    assert_non_null(e);
+    snprintf(e->path, sizeof e->path, "%s", path);
+    assert_int_equal(trip_clock_manual_new(T0_, WALL0_ - T0_, &e->clk),
+                     TRIP_OK);
+    assert_int_equal(trip_store_open(path, o, &e->s), TRIP_OK);
+    assert_int_equal(trip_breaker_new("payments", cfg, e->clk, &e->b),
+                     TRIP_OK);
+    assert_int_equal(trip_breaker_attach(e->b, e->s), TRIP_OK);
+    return e;
+}
+
+static void
+env_free(env *e)
+{
+    trip_breaker_free(e->b);
+    assert_int_equal(trip_store_close(e->s), TRIP_OK);
+    trip_clock_free(e->clk);
+    free(e);
+}
+
+static int
+call(env *e, int outcome, double latency_s)
+{
+    trip_ticket t;
+    int d = trip_allow(e->b, &t);
+    if (d == TRIP_PASS)
+        assert_int_equal(trip_record_latency(e->b, &t, outcome, latency_s),
+                         TRIP_OK);
+    return d;
+}
+
+static int64_t
+count(trip_store *s, int table)
+{
+    int64_t n = -1;
+    assert_int_equal(trip_store_count(s, table, -1, INT64_MIN, INT64_MAX, &n),
+                     TRIP_OK);
+    return n;
+}
+
+static void
+test_store_round_trip_every_field(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    quiet_config(&cfg);
+    env *e = env_new(":memory:", NULL, &cfg);
+    int outs[4] = {TRIP_SUCCESS, TRIP_FAILURE, TRIP_TIMEOUT, TRIP_IGNORED};
+    for (int i = 0; i < 40; i++) {
+        trip_clock_advance(e->clk, 100 * TEST_MS_);
+        trip_ticket t;
+        assert_int_equal(trip_allow(e->b, &t), TRIP_PASS);
+        double w = outs[i % 4] == TRIP_FAILURE ? 2.5 : 1.0;
+        assert_int_equal(trip_record_weighted(e->b, &t, outs[i % 4],
+                                              0.001 * (i + 1), w),
+                         TRIP_OK);
+    }
+    assert_int_equal(trip_store_flush(e->s), TRIP_OK);
+    int id = -1;
+    assert_int_equal(trip_store_breaker_id(e->s, "payments", &id), TRIP_OK);
+    char *name = NULL;
+    assert_int_equal(trip_store_breaker_name(e->s, id, &name), TRIP_OK);
+    assert_string_equal(name, "payments");
+    trip_string_free(name);
+    trip_outcome_row rows[64];
+    size_t n = 0;
+    int more = 1;
+    assert_int_equal(trip_store_read_outcomes(e->s, id, 0, INT64_MAX, rows,
+                                              64, &n, &more),
+                     TRIP_OK);
+    assert_int_equal(n, 40);
+    assert_int_equal(more, 0);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(rows[i].wall_ns, WALL0_ + (i + 1) * 100 * TEST_MS_);
+        assert_int_equal(rows[i].outcome, outs[i % 4]);
+        assert_close(rows[i].latency_s, 0.001 * (i + 1), 1e-9);
+        assert_int_equal(rows[i].state, TRIP_CLOSED);
+        assert_int_equal(rows[i].decision, TRIP_PASS);
+        assert_int_equal(rows[i].breaker_id, id);
+        assert_int_equal(rows[i].slow, 0);
+        double w = outs[i % 4] == TRIP_FAILURE ? 2.5
+                   : outs[i % 4] == TRIP_TIMEOUT ? 1.0
+                                                 : 0.0;
+        assert_close(rows[i].weight, w, 1e-6);
+    }
+    trip_store_status st;
+    assert_int_equal(trip_store_status_get(e->s, &st), TRIP_OK);
+    assert_int_equal(st.accepted, 40);
+    assert_int_equal(st.written, 40);
+    assert_int_equal(st.status, TRIP_OK);
+    assert_string_equal(st.message, "");
+    env_free(e);
+}
+
+static void
+test_store_rollups_exact_and_transitions(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    quiet_config(&cfg);
+    trip_store_opts o;
+    trip_store_opts_init(&o);
+    o.sample_mode = TRIP_SAMPLE_ONE_IN_N;
+    o.sample_n = 7;
+    env *e = env_new(":memory:", &o, &cfg);
+    int64_t calls = 0, fails = 0, slow = 0, rejected = 0;
+    /* three minutes of traffic with one outage in the second */
+    for (int i = 0; i < 1800; i++) {
+        trip_clock_advance(e->clk, 100 * TEST_MS_);
+        int fail = i >= 700 && i < 760;
+        double lat = (i % 10 == 0) ? 0.6 : 0.01;
+        int d = call(e, fail ? TRIP_FAILURE : TRIP_SUCCESS, lat);
+        if (d == TRIP_PASS) {
+            calls++;
+            fails += fail;
+            slow += lat >= 0.5;
+        } else {
+            rejected++;
+        }
+    }
+    trip_breaker_attach(e->b, NULL); /* writes the partial minute */
+    assert_int_equal(trip_store_flush(e->s), TRIP_OK);
+    trip_rollup_row r[16];
+    size_t n = 0;
+    int more = 0;
+    assert_int_equal(trip_store_read_rollups(e->s, -1, 0, INT64_MAX, r, 16,
+                                             &n, &more),
+                     TRIP_OK);
+    assert_true(n >= 3);
+    int64_t sc = 0, sf = 0, ss = 0, sr = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(r[i].minute_ns % (60 * TEST_S_), 0);
+        sc += r[i].calls;
+        sf += r[i].failures;
+        ss += r[i].slow;
+        sr += r[i].rejected;
+        if (r[i].calls > 20)
+            assert_true(r[i].p99_s >= 0.59 && r[i].p50_s < 0.02);
+    }
+    assert_int_equal(sc, calls);
+    assert_int_equal(sf, fails);
+    assert_int_equal(ss, slow);
+    assert_int_equal(sr, rejected);
+    assert_true(rejected > 0);
+    /* raw rows are sampled one in seven; the rollups were not */
+    int64_t raw = count(e->s, 0);
+    assert_true(raw >= calls / 7 - 2 && raw <= calls / 7 + 2);
+    trip_store_status st;
+    trip_store_status_get(e->s, &st);
+    assert_int_equal(st.sampled_out + st.accepted, calls);
+    trip_transition_row tr[16];
+    assert_int_equal(trip_store_read_transitions(e->s, -1, 0, INT64_MAX, tr,
+                                                 16, &n, &more),
+                     TRIP_OK);
+    assert_true(n >= 3); /* closed->open->half-open->closed */
+    assert_int_equal(tr[0].from, TRIP_CLOSED);
+    assert_int_equal(tr[0].to, TRIP_OPEN);
+    assert_int_equal(tr[0].rule, TRIP_RULE_CONSECUTIVE_FAILURES);
+    assert_close(tr[0].score, 5, 1e-12);
+    assert_close(tr[0].threshold, 5, 1e-12);
+    assert_int_equal(tr[0].wall_ns, WALL0_ + 705 * 100 * TEST_MS_);
+    env_free(e);
+}
+
+static void
+test_store_paging_never_splits_a_timestamp(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    quiet_config(&cfg);
+    cfg.consecutive_failures = 0;
+    env *e = env_new(":memory:", NULL, &cfg);
+    for (int i = 0; i < 50; i++) { /* 5 calls per timestamp */
+        if (i % 5 == 0)
+            trip_clock_advance(e->clk, TEST_S_);
+        call(e, TRIP_SUCCESS, 0.01);
+    }
+    trip_store_flush(e->s);
+    trip_outcome_row rows[7];
+    size_t n = 0, total = 0;
+    int more = 1;
+    int64_t from = 0;
+    while (more) {
+        assert_int_equal(trip_store_read_outcomes(e->s, -1, from, INT64_MAX,
+                                                  rows, 7, &n, &more),
+                         TRIP_OK);
+        assert_int_equal(n % 5, 0);
+        total += n;
+        if (n > 0)
+            from = rows[n - 1].wall_ns + 1;
+    }
+    assert_int_equal(total, 50);
+    trip_outcome_row small[3];
+    assert_int_equal(trip_store_read_outcomes(e->s, -1, 0, INT64_MAX, small,
+                                              3, &n, &more),
+                     TRIP_ERANGE);
+    assert_non_null(strstr(trip_errmsg(), "share one timestamp"));
+    env_free(e);
+}
+
+static void
+test_store_retention_relative_to_newest(void **state)
+{
+    (void)state;
+    char path[256];
+    tmp_path(path, sizeof path, "retention");
+    trip_config cfg;
+    quiet_config(&cfg);
+    trip_store_opts o;
+    trip_store_opts_init(&o);
+    o.retention_days = 2;
+    o.rollup_retention_days = 4;
+    env *e = env_new(path, &o, &cfg);
+    for (int day = 0; day < 6; day++) {
+        for (int i = 0; i < 10; i++) {
+            trip_clock_advance(e->clk, 10 * TEST_S_);
+            call(e, TRIP_SUCCESS, 0.01);
+        }
+        trip_clock_advance(e->clk, 86400 * TEST_S_ - 100 * TEST_S_);
+    }
+    trip_breaker_free(e->b);
+    e->b = NULL;
+    assert_int_equal(trip_store_close(e->s), TRIP_OK);
+    assert_int_equal(trip_store_open(path, NULL, &e->s), TRIP_OK);
+    trip_outcome_row rows[128];
+    size_t n = 0;
+    int more = 0;
+    trip_store_read_outcomes(e->s, -1, 0, INT64_MAX, rows, 128, &n, &more);
+    /* newest row is day 5; rows older than 2 days before it are gone */
+    assert_true(n >= 20 && n <= 30);
+    int64_t newest = rows[n - 1].wall_ns;
+    for (size_t i = 0; i < n; i++)
+        assert_true(rows[i].wall_ns >= newest - 2 * 86400 * TEST_S_);
+    trip_rollup_row rr[64];
+    trip_store_read_rollups(e->s, -1, 0, INT64_MAX, rr, 64, &n, &more);
+    /* a day's ten calls span two or three minutes; days 1..5 remain */
+    assert_true(n >= 8 && n <= 15);
+    for (size_t i = 0; i < n; i++)
+        assert_true(rr[i].minute_ns >= newest - 4 * 86400 * TEST_S_ - 60 * TEST_S_);
+    assert_true(rr[0].minute_ns > WALL0_ + 86400 * TEST_S_ / 2);
+    env_free(e);
+    unlink(path);
+}
+
+static void
+test_store_ring_overflow_is_counted(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    quiet_config(&cfg);
+    trip_store_opts o;
+    trip_store_opts_init(&o);
+    o.ring_capacity = 64;
+    o.max_pending = 100;
+    o.flush_interval_ns = 3600 * TEST_S_; /* nothing written until close */
+    o.batch_size = 1000000;
+    env *e = env_new(":memory:", &o, &cfg);
+    const int total = 20000;
+    for (int i = 0; i < total; i++)
+        call(e, TRIP_SUCCESS, 0.001);
+    trip_store_status st;
+    trip_store_status_get(e->s, &st);
+    assert_int_equal(st.accepted + st.dropped_full + st.sampled_out, total);
+    assert_true(st.dropped_full + st.dropped_error > 0);
+    trip_snapshot snap;
+    assert_int_equal(trip_snapshot_get(e->b, &snap), TRIP_OK);
+    assert_true(snap.store_dropped >= st.dropped_full);
+    assert_int_equal(trip_store_flush(e->s), TRIP_OK);
+    trip_store_status_get(e->s, &st);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.accepted, st.written + st.dropped_error);
+    assert_int_equal(count(e->s, 0), st.written);
+    env_free(e);
+}
+
+static void
+test_store_schema_checks(void **state)
+{
+    (void)state;
+    char path[256];
+    tmp_path(path, sizeof path, "schema");
+    trip_store *s = NULL;
+    /* a newer schema is refused, naming the versions */
+    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
+    trip_store_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL);
+    sqlite3_close(db);
+    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_ESCHEMA);
+    assert_null(s);
+    assert_non_null(strstr(trip_errmsg(), "schema version 99"));
+    /* a SQLite file that is not ours */
+    tmp_path(path, sizeof path, "schema");
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL);
+    sqlite3_close(db);
+    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_ECORRUPT);
+    assert_non_null(strstr(trip_errmsg(), "not a tripsense history"));
+    /* not a database at all */
+    tmp_path(path, sizeof path, "schema");
+    FILE *f = fopen(path, "wb");
+    for (int i = 0; i < 4096; i++)
+        fputc("garbage!"[i % 8], f);
+    fclose(f);
+    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_ECORRUPT);
+    assert_non_null(strstr(trip_errmsg(), path));
+    /* a missing file opened read-only; a directory that does not exist */
+    tmp_path(path, sizeof path, "schema");
+    trip_store_opts o;
+    trip_store_opts_init(&o);
+    o.read_only = 1;
+    assert_int_equal(trip_store_open(path, &o, &s), TRIP_EIO);
+    assert_int_equal(trip_store_open("/nonexistent-dir/x.db", NULL, &s),
+                     TRIP_EIO);
+    unlink(path);
+}
+
+static void
+test_store_migrates_version_1(void **state)
+{
+    (void)state;
+    char path[256];
+    tmp_path(path, sizeof path, "migrate");
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    /* the version 1 layout: outcomes without weights */
+    const char *v1 =
+        "CREATE TABLE breakers(id INTEGER PRIMARY KEY, name TEXT NOT NULL "
+        "UNIQUE, config TEXT NOT NULL DEFAULT '{}', first_seen_ns INTEGER, "
+        "last_seen_ns INTEGER, version TEXT);"
+        "CREATE TABLE outcomes(t_ns INTEGER NOT NULL, breaker_id INTEGER NOT "
+        "NULL, outcome INTEGER NOT NULL, latency_ns INTEGER NOT NULL, state "
+        "INTEGER NOT NULL, decision INTEGER NOT NULL, slow INTEGER NOT NULL);"
+        "INSERT INTO breakers(name) VALUES('old');"
+        "INSERT INTO outcomes VALUES(5, 1, 1, 1000, 0, 0, 0);"
+        "PRAGMA application_id=1414678864; PRAGMA user_version=1;";
+    assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    trip_store_opts o;
+    trip_store_opts_init(&o);
+    o.read_only = 1;
+    trip_store *s = NULL;
+    assert_int_equal(trip_store_open(path, &o, &s), TRIP_ESCHEMA);
+    assert_non_null(strstr(trip_errmsg(), "older schema"));
+    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
+    trip_outcome_row r[4];
+    size_t n = 0;
+    int more = 0;
+    assert_int_equal(trip_store_read_outcomes(s, -1, 0, 100, r, 4, &n, &more),
+                     TRIP_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(r[0].outcome, TRIP_FAILURE);
+    assert_close(r[0].weight, 1.0, 0);
+    trip_store_close(s);
+    sqlite3_open(path, &db);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    unlink(path);
+}
+
+static void
+test_store_bad_input(void **state)
+{
+    (void)state;
+    trip_store *s = NULL;
+    trip_store_opts o;
+    assert_int_equal(trip_store_open(NULL, NULL, &s), TRIP_EINVAL);
+    assert_int_equal(trip_store_open(":memory:", NULL, NULL), TRIP_EINVAL);
+    trip_store_opts_init(&o);
+    o.ring_capacity = 1000;
+    assert_int_equal(trip_store_open(":memory:", &o, &s), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "ring_capacity"));
+    trip_store_opts_init(&o);
+    o.retention_days = NAN;
+    assert_int_equal(trip_store_open(":memory:", &o, &s), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "retention_days"));
+    trip_store_opts_init(&o);
+    o.synchronous = 3;
+    assert_int_equal(trip_store_open(":memory:", &o, &s), TRIP_EINVAL);
+    trip_store_opts_init(&o);
+    o.read_only = 1;
+    assert_int_equal(trip_store_open(":memory:", &o, &s), TRIP_EINVAL);
+    assert_int_equal(trip_store_open(":memory:", NULL, &s), TRIP_OK);
+    trip_outcome_row r[2];
+    size_t n;
+    int more, id;
+    int64_t c;
+    assert_int_equal(trip_store_read_outcomes(s, -1, 10, 5, r, 2, &n, &more),
+                     TRIP_EINVAL);
+    assert_int_equal(trip_store_read_outcomes(s, -1, 0, 5, r, 0, &n, &more),
+                     TRIP_EINVAL);
+    assert_int_equal(trip_store_read_outcomes(NULL, -1, 0, 5, r, 2, &n,
+                                              &more),
+                     TRIP_EINVAL);
+    assert_int_equal(trip_store_read_outcomes(s, -5, 0, 5, r, 2, &n, &more),
+                     TRIP_EINVAL);
+    assert_int_equal(trip_store_count(s, 9, -1, 0, 5, &c), TRIP_EINVAL);
+    assert_int_equal(trip_store_breaker_id(s, "nope", &id), TRIP_ENOTFOUND);
+    assert_non_null(strstr(trip_errmsg(), "nope"));
+    assert_int_equal(trip_store_flush(NULL), TRIP_EINVAL);
+    trip_store_status st;
+    assert_int_equal(trip_store_status_get(NULL, &st), TRIP_EINVAL);
+    assert_int_equal(trip_store_close(NULL), TRIP_OK);
+    trip_store_opts_init(NULL);
+    assert_int_equal(trip_store_close(s), TRIP_OK);
+}
+
+/* Another connection holds the write lock: calls go on, the error is
+ * reported, and writing resumes without loss once the lock is gone. */
+static void
+test_store_locked_file_recovers(void **state)
+{
+    (void)state;
+    char path[256];
+    tmp_path(path, sizeof path, "locked");
+    trip_config cfg;
+    quiet_config(&cfg);
+    trip_store_opts o;
+    trip_store_opts_init(&o);
+    o.busy_timeout_ms = 20;
+    o.flush_interval_ns = 10 * TEST_MS_;
+    env *e = env_new(path, &o, &cfg);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (int i = 0; i < 500; i++) {
+        trip_clock_advance(e->clk, 10 * TEST_MS_);
+        assert_int_equal(call(e, TRIP_SUCCESS, 0.002), TRIP_PASS);
+    }
+    assert_int_equal(trip_store_flush(e->s), TRIP_EBUSY);
+    trip_store_status st;
+    trip_store_status_get(e->s, &st);
+    assert_int_equal(st.status, TRIP_EBUSY);
+    assert_non_null(strstr(st.message, "locked"));
+    assert_true(st.write_errors > 0 && st.retries > 0);
+    assert_int_equal(st.pending, 500);
+    trip_snapshot snap;
+    trip_snapshot_get(e->b, &snap);
+    assert_int_equal(snap.store_status, TRIP_EBUSY);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
+    assert_int_equal(trip_store_flush(e->s), TRIP_OK);
+    trip_store_status_get(e->s, &st);
+    assert_int_equal(st.status, TRIP_OK);
+    assert_int_equal(st.written, 500);
+    assert_int_equal(st.dropped_error + st.dropped_full, 0);
+    assert_int_equal(count(e->s, 0), 500);
+    env_free(e);
+    unlink(path);
+}
+
+/* Attaching while the database is locked still works: the breaker gets a
+ * provisional id that the writer maps once the database answers. */
+static void
+test_store_attach_while_locked(void **state)
+{
+    (void)state;
+    char path[256];
+    tmp_path(path, sizeof path, "attach");
+    trip_store_opts o;
+    trip_store_opts_init(&o);
+    o.busy_timeout_ms = 10;
+    trip_store *s = NULL;
+    assert_int_equal(trip_store_open(path, &o, &s), TRIP_OK);
+    sqlite3 *db;
+    sqlite3_open(path, &db);
+    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    trip_clock *clk;
+    trip_clock_manual_new(T0_, WALL0_ - T0_, &clk);
+    trip_config cfg;
+    quiet_config(&cfg);
+    trip_breaker *b;
+    trip_breaker_new("late", &cfg, clk, &b);
+    assert_int_equal(trip_breaker_attach(b, s), TRIP_OK);
+    trip_ticket t;
+    for (int i = 0; i < 10; i++) {
+        trip_clock_advance(clk, TEST_S_);
+        assert_int_equal(trip_allow(b, &t), TRIP_PASS);
+        trip_record_latency(b, &t, TRIP_SUCCESS, 0.01);
+    }
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
+    assert_int_equal(trip_store_flush(s), TRIP_OK);
+    int id = -1;
+    assert_int_equal(trip_store_breaker_id(s, "late", &id), TRIP_OK);
+    int64_t n = 0;
+    assert_int_equal(trip_store_count(s, 0, id, 0, INT64_MAX, &n), TRIP_OK);
+    assert_int_equal(n, 10);
+    trip_breaker_free(b);
+    trip_store_close(s);
+    trip_clock_free(clk);
+    unlink(path);
+}
+
+static void
+test_store_read_only_refuses_attach(void **state)
+{
+    (void)state;
+    char path[256];
+    tmp_path(path, sizeof path, "ro");
+    trip_store *s = NULL;
+    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
+    trip_store_close(s);
+    trip_store_opts o;
+    trip_store_opts_init(&o);
+    o.read_only = 1;
+    assert_int_equal(trip_store_open(path, &o, &s), TRIP_OK);
+    trip_breaker *b;
+    trip_breaker_new("x", NULL, NULL, &b);
+    assert_int_equal(trip_breaker_attach(b, s), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "read-only"));
+    assert_int_equal(count(s, 0), 0);
+    trip_breaker_free(b);
+    trip_store_close(s);
+    unlink(path);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_round_trip_every_field),
+        cmocka_unit_test(test_store_rollups_exact_and_transitions),
+        cmocka_unit_test(test_store_paging_never_splits_a_timestamp),
+        cmocka_unit_test(test_store_retention_relative_to_newest),
+        cmocka_unit_test(test_store_ring_overflow_is_counted),
+        cmocka_unit_test(test_store_schema_checks),
+        cmocka_unit_test(test_store_migrates_version_1),
+        cmocka_unit_test(test_store_bad_input),
+        cmocka_unit_test(test_store_locked_file_recovers),
+        cmocka_unit_test(test_store_attach_while_locked),
+        cmocka_unit_test(test_store_read_only_refuses_attach),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
