@@ -789,3 +789,24 @@ def _incident_frame(incs: Sequence[Incident]) -> "pd.DataFrame":
     df = pd.DataFrame(rows, columns=cols)
     return df.astype({"start_ns": "int64", "end_ns": "int64",
                       "expect_trip": "bool"})
+
+
+def _make_module_callable() -> None:
+    """Let ``tripsense.simulate(...)`` work once this module is imported.
+
+    Importing ``tripsense.simulate`` binds the package attribute
+    ``simulate`` to this module, shadowing a function of the same name; a
+    callable module keeps ``tripsense.simulate(...)`` meaning
+    :func:`simulate` either way.
+    """
+    import sys
+    import types
+
+    class _CallableModule(types.ModuleType):
+        def __call__(self, *args: Any, **kwargs: Any) -> Simulation:
+            return simulate(*args, **kwargs)
+
+    sys.modules[__name__].__class__ = _CallableModule
+
+
+_make_module_callable()
