@@ -194,4 +194,4 @@ clean:
 distclean: clean
 	rm -rf $(VENV) .pytest_cache
 
--include $(wildcard mk/*.mk)
+-include $(sort $(wildcard mk/*.mk))
