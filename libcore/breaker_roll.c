@@ -101,7 +101,10 @@ trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
         uint64_t v = atomic_load_explicit(&st->c[c], memory_order_relaxed);
         if (v == 0)
             continue;
-        v = atomic_fetch_sub_explicit(&st->c[c], v, memory_order_relaxed);
+        /* take exactly what was read: a call counted since the load stays
+         * in the stripe for the next harvest (adding fetch_sub's return
+         * value instead counted it twice) */
+        atomic_fetch_sub_explicit(&st->c[c], v, memory_order_relaxed);
         sum->c[c] += v;
         if (c <= TRIP_C_TIMEOUT_)
             outcomes += v;
