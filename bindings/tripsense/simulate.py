@@ -187,12 +187,12 @@ class Simulation:
     Attributes
     ----------
     events : pandas.DataFrame
-        One row per call. Columns: ``wall_ns`` (int64, start of the call,
-        ns since the Unix epoch, UTC), ``breaker`` (categorical),
-        ``outcome`` (int32, the C enum ``trip_outcome``: 0 success,
-        1 failure, 2 timeout, 3 ignored), ``latency_s`` (float64). Sorted by
-        time (``order="time"``) or by breaker then time
-        (``order="breaker"``).
+        One row per call, in the input format of :func:`tripsense.replay`:
+        a UTC DatetimeIndex named ``time`` (start of the call) and columns
+        ``breaker`` (categorical), ``outcome`` (int32, the C enum
+        ``trip_outcome``: 0 success, 1 failure, 2 timeout, 3 ignored) and
+        ``latency_s`` (float64). Sorted by time (``order="time"``) or by
+        breaker then time (``order="breaker"``).
     incidents : pandas.DataFrame
         One row per incident. Columns: ``breaker``, ``kind``, ``start``,
         ``end`` (UTC Timestamps), ``start_ns``, ``end_ns`` (int64),
@@ -234,8 +234,23 @@ class Simulation:
                 f"no simulated dependency {name!r}; have {self.breakers}"
             )
         ev = self.events
-        sel = ev[ev["breaker"] == name]
-        return sel.reset_index(drop=True)
+        return ev[(ev["breaker"] == name).to_numpy()]
+
+    def arrays(self, name: str) -> dict[str, np.ndarray]:
+        """The calls of one breaker as numpy arrays, for bulk use.
+
+        Returns
+        -------
+        dict
+            ``wall_ns`` (int64 ns since the epoch), ``outcome`` (int32) and
+            ``latency_s`` (float64), in time order, contiguous.
+        """
+        ev = self.for_breaker(name)
+        return {
+            "wall_ns": np.ascontiguousarray(_index_ns(ev.index)),
+            "outcome": np.ascontiguousarray(ev["outcome"].to_numpy()),
+            "latency_s": np.ascontiguousarray(ev["latency_s"].to_numpy()),
+        }
 
     def incidents_for(self, name: str) -> "pd.DataFrame":
         """The incidents of one breaker."""
@@ -280,6 +295,13 @@ class Simulation:
         }, index=idx)
         df.index.name = "time"
         return df.resample(freq).mean()
+
+
+def _index_ns(index: Any) -> np.ndarray:
+    """int64 ns since the epoch of a UTC DatetimeIndex (no copy if it can)."""
+    values = index.tz_convert("UTC").tz_localize(None) \
+        if getattr(index, "tz", None) is not None else index
+    return np.asarray(values.as_unit("ns")).view(np.int64)
 
 
 def _dep_by_name(deps: Sequence[Dependency], name: str) -> Dependency:
@@ -731,8 +753,8 @@ def simulate(days: float = 7.0, *, dependencies: Any = None,
     Examples
     --------
     >>> sim = simulate(days=1, dependencies=["payments"], seed=1)
-    >>> sorted(sim.events.columns)
-    ['breaker', 'latency_s', 'outcome', 'wall_ns']
+    >>> list(sim.events.columns)
+    ['breaker', 'outcome', 'latency_s']
     """
     import pandas as pd
 
@@ -757,12 +779,13 @@ def simulate(days: float = 7.0, *, dependencies: Any = None,
         for k in cols:
             cols[k] = cols[k][perm]
         code = code[perm]
+    index = pd.DatetimeIndex(cols["wall_ns"].view("M8[ns]"),
+                             name="time").tz_localize("UTC")
     events = pd.DataFrame({
-        "wall_ns": cols["wall_ns"],
         "breaker": pd.Categorical.from_codes(code, [d.name for d in deps]),
         "outcome": cols["outcome"],
         "latency_s": cols["latency_s"],
-    })
+    }, index=index)
     return Simulation(events, _incident_frame(incs), deps, start_ns, end_ns,
                       int(seed), tuple(incs))
 
