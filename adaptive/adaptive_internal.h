@@ -63,10 +63,25 @@ enum {
     TRIP_BM_LOGP95 = 1,
     TRIP_BM_LOGP99 = 2,
     TRIP_BM_INVN_RATE = 3, /* 1/calls behind each rate observation */
-    TRIP_BM_INVN_LAT = 4,  /* 1/samples behind each latency observation */
+    TRIP_BM_INVN_LAT = 4,  /* 1/samples behind each log p95 observation */
     TRIP_BM_LOGQ = 5,      /* log of cfg->latency_quantile if not p95/p99 */
-    TRIP_BM_COUNT_ = 6
+    TRIP_BM_INVN_P99 = 6,  /* 1/samples behind each log p99 observation */
+    TRIP_BM_INVN_Q = 7,    /* 1/samples behind each TRIP_BM_LOGQ one */
+    TRIP_BM_COUNT_ = 8
 };
+
+/* The 1/samples statistic that goes with a log quantile metric: each
+ * quantile is learned from the windows that support it (p99 needs five
+ * times the samples p95 does), so each has its own mean sampling
+ * variance. */
+static inline int
+trip__invn_metric(int logq_metric)
+{
+    return logq_metric == TRIP_BM_LOGP99
+               ? TRIP_BM_INVN_P99
+               : (logq_metric == TRIP_BM_LOGQ ? TRIP_BM_INVN_Q
+                                              : TRIP_BM_INVN_LAT);
+}
 
 #define TRIP_HOW_ 168
 #define TRIP_HOD_ 24

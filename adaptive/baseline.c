@@ -74,10 +74,13 @@ trip__baseline_configure(trip__baseline *b, const trip_config *cfg)
         b->logq_value != cfg->latency_quantile) {
         /* a different quantile: what was learned for the old one is moot */
         b->global.m[TRIP_BM_LOGQ] = (trip__ewstat){0};
+        b->global.m[TRIP_BM_INVN_Q] = (trip__ewstat){0};
         for (int i = 0; i < TRIP_HOD_; i++)
-            b->hod[i].m[TRIP_BM_LOGQ] = (trip__ewstat){0};
+            b->hod[i].m[TRIP_BM_LOGQ] = b->hod[i].m[TRIP_BM_INVN_Q] =
+                (trip__ewstat){0};
         for (int i = 0; i < TRIP_HOW_; i++)
-            b->how[i].m[TRIP_BM_LOGQ] = (trip__ewstat){0};
+            b->how[i].m[TRIP_BM_LOGQ] = b->how[i].m[TRIP_BM_INVN_Q] =
+                (trip__ewstat){0};
     }
     b->logq_metric = metric;
     b->logq_value = cfg->latency_quantile;
@@ -124,17 +127,14 @@ trip_cell_observe_(trip__baseline *b, trip__bcell *c, const trip__bobs *o,
     }
     if (!(o->lat_samples > 0))
         return;
-    int any = 0;
     for (int i = 0; i < 3; i++) {
         if (!isfinite(o->logq[i]) ||
             (metric[i] == TRIP_BM_LOGQ && b->logq_metric != TRIP_BM_LOGQ))
             continue;
         trip_stat_observe_(b, &c->m[metric[i]], o->logq[i], 0.05, t);
-        any = 1;
+        trip__ewstat_add(&c->m[trip__invn_metric(metric[i])],
+                         1.0 / o->lat_samples, t, b->half_life_ns);
     }
-    if (any)
-        trip__ewstat_add(&c->m[TRIP_BM_INVN_LAT], 1.0 / o->lat_samples, t,
-                         b->half_life_ns);
 }
 
 /* Decide AUTO again at most once an hour of observed time. */

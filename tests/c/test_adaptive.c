@@ -492,6 +492,32 @@ test_adaptive_tail_support(void **state)
     trip__adaptive_free(a);
 }
 
+/* p95 and p99 are learned from different windows (p99 needs 300 samples):
+ * each keeps the mean 1/samples of its own windows, or the sampling
+ * variance of p99 is overstated and its between-window spread lost. */
+static void
+test_adaptive_sampling_variance_per_quantile(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    trip_config_init(&cfg);
+    cfg.seasonality = TRIP_SEASON_NONE;
+    trip__baseline b;
+    trip__baseline_init(&b, &cfg);
+    for (int i = 0; i < 100; i++) {
+        int big = i % 2;
+        trip__bobs o = {0.01, 600, {log(0.05), big ? log(0.08) : NAN, NAN},
+                        big ? 600 : 100};
+        trip__baseline_observe(&b, &o, T0_ + (i + 1) * MIN_);
+    }
+    assert_close(b.global.m[TRIP_BM_INVN_P99].mean, 1.0 / 600, 1e-9);
+    assert_int_equal(b.global.m[TRIP_BM_INVN_P99].n, 50);
+    assert_int_equal(b.global.m[TRIP_BM_INVN_LAT].n, 100);
+    double m95 = b.global.m[TRIP_BM_INVN_LAT].mean;
+    assert_true(m95 > 1.0 / 600 && m95 < 1.0 / 100);
+    assert_int_equal(b.global.m[TRIP_BM_INVN_Q].n, 0);
+}
+
 static void
 test_adaptive_ewma_rule(void **state)
 {
@@ -579,8 +605,9 @@ test_adaptive_export_import_roundtrip(void **state)
     trip_baseline_row *rows = calloc(cap, sizeof *rows);
     assert_non_null(rows);
     size_t n = trip__adaptive_export(a, 7, t, rows, cap);
-    /* global + 3 hour-of-week cells, 5 metrics each (no extra quantile) */
-    assert_int_equal(n, 4 * 5);
+    /* global + 3 hour-of-week cells, 6 metrics each: rate, 1/calls, log
+     * p95 and p99 and the 1/samples of each (no extra quantile) */
+    assert_int_equal(n, 4 * 6);
     assert_int_equal(rows[0].bucket, -1);
     assert_int_equal(rows[0].breaker_id, 7);
     assert_int_equal(rows[0].n, 179);
@@ -684,6 +711,7 @@ main(void)
         cmocka_unit_test(test_adaptive_latency_anomaly_on_p99_doubling),
         cmocka_unit_test(test_adaptive_percentile_rules),
         cmocka_unit_test(test_adaptive_tail_support),
+        cmocka_unit_test(test_adaptive_sampling_variance_per_quantile),
         cmocka_unit_test(test_adaptive_ewma_rule),
         cmocka_unit_test(test_adaptive_off_and_not_closed_are_silent),
         cmocka_unit_test(test_adaptive_outage_not_learned),
