@@ -1,0 +1,1015 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Breaker: the circuit breaker as a decorator, context manager and caller."""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime as _dt
+import functools
+import inspect
+import json
+import logging
+import math
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import (Any, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar,
+                    Union)
+
+from . import _config
+from ._clock import ManualClock
+from ._lowlevel import (CircuitOpenError, InvalidConfigError, TripsenseError,
+                        _check, _string, _take_string, ffi, lib)
+
+__all__ = ["Breaker", "Snapshot", "Reason", "Event", "Ticket"]
+
+log = logging.getLogger("tripsense")
+NS = 1_000_000_000
+F = TypeVar("F", bound=Callable[..., Any])
+
+SUCCESS, FAILURE, TIMEOUT, IGNORED = 0, 1, 2, 3
+PASS, REJECTED, LIMITED = 0, 1, 2
+CLOSED, OPEN, HALF_OPEN = 0, 1, 2
+FORCED_OPEN, FORCED_CLOSED, DISABLED, METRICS_ONLY = 3, 4, 5, 6
+
+_OUTCOMES = {"success": SUCCESS, "failure": FAILURE, "timeout": TIMEOUT,
+             "ignored": IGNORED}
+_MODES = {"normal": 0, "forced_open": 3, "forced_closed": 4, "disabled": 5,
+          "metrics_only": 6}
+STATE_NAMES = [_string(lib.trip_state_name(i)) for i in range(7)]
+RULE_NAMES = [_string(lib.trip_rule_name(i)) for i in range(lib.TRIP_RULE_COUNT_)]
+DECISION_NAMES = [_string(lib.trip_decision_name(i)) for i in range(3)]
+OUTCOME_NAMES = [_string(lib.trip_outcome_name(i)) for i in range(4)]
+
+_allow = lib.trip_allow
+_allow_priority = lib.trip_allow_priority
+_record = lib.trip_record
+_record_weighted = lib.trip_record_weighted
+_new_ticket = functools.partial(ffi.new, "trip_ticket *")
+
+
+def _rule_name(rule: int) -> str:
+    return RULE_NAMES[rule] if 0 <= rule < len(RULE_NAMES) else "unknown"
+
+
+def _wall_to_datetime(ns: int) -> Optional[_dt.datetime]:
+    if ns == 0:
+        return None
+    return _dt.datetime.fromtimestamp(ns // NS, _dt.timezone.utc) + \
+        _dt.timedelta(microseconds=(ns % NS) // 1000)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a breaker changed state: the rule and its evidence."""
+
+    rule: str
+    score: float
+    threshold: float
+    baseline: float
+    samples: int
+    time: Optional[_dt.datetime]
+
+    @classmethod
+    def _from_c(cls, r: Any) -> "Reason":
+        return cls(_rule_name(r.rule), r.score, r.threshold, r.baseline,
+                   int(r.samples), _wall_to_datetime(int(r.wall_ns)))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A copy of a breaker's state and counters (``trip_snapshot_get``)."""
+
+    state: str
+    machine_state: str
+    generation: int
+    calls: int
+    successes: int
+    failures: int
+    timeouts: int
+    ignored: int
+    slow: int
+    rejected: int
+    limited: int
+    late: int
+    in_flight: int
+    window_calls: int
+    window_failures: int
+    window_slow: int
+    window_failure_rate: float
+    window_slow_rate: float
+    p50_s: float
+    p90_s: float
+    p95_s: float
+    p99_s: float
+    p999_s: float
+    consecutive_failures: int
+    consecutive_timeouts: int
+    trips: int
+    seconds_until_half_open: float
+    half_open_in_flight: int
+    half_open_successes: int
+    ramp_fraction: float
+    last_trip: Reason
+    transitions: int
+    store_dropped: int
+    store_status: str
+    flapping: bool
+    shed: bool
+    limit_fraction: float
+    weighted_failures: float
+
+    @classmethod
+    def _from_c(cls, s: Any) -> "Snapshot":
+        return cls(
+            state=STATE_NAMES[s.state], machine_state=STATE_NAMES[s.machine_state],
+            generation=int(s.generation), calls=s.calls, successes=s.successes,
+            failures=s.failures, timeouts=s.timeouts, ignored=s.ignored,
+            slow=s.slow, rejected=s.rejected, limited=s.limited, late=s.late,
+            in_flight=s.in_flight, window_calls=s.window_calls,
+            window_failures=s.window_failures, window_slow=s.window_slow,
+            window_failure_rate=s.window_failure_rate,
+            window_slow_rate=s.window_slow_rate, p50_s=s.p50_s, p90_s=s.p90_s,
+            p95_s=s.p95_s, p99_s=s.p99_s, p999_s=s.p999_s,
+            consecutive_failures=s.consecutive_failures,
+            consecutive_timeouts=s.consecutive_timeouts, trips=s.trips,
+            seconds_until_half_open=s.ns_until_half_open / NS,
+            half_open_in_flight=s.half_open_in_flight,
+            half_open_successes=s.half_open_successes,
+            ramp_fraction=s.ramp_fraction, last_trip=Reason._from_c(s.last_trip),
+            transitions=s.transitions, store_dropped=s.store_dropped,
+            store_status=_string(lib.trip_status_name(s.store_status)),
+            flapping=bool(s.flapping), shed=bool(s.shed),
+            limit_fraction=s.limit_fraction,
+            weighted_failures=s.weighted_failures,
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """A state change or a refused call, given to listeners."""
+
+    kind: str
+    breaker: str
+    from_state: str
+    to_state: str
+    reason: Reason
+    decision: Optional[str]
+    generation: int
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A pass for one call from :meth:`Breaker.allow`; record it once."""
+
+    _t: Any
+    decision: str
+    state: str
+
+    @property
+    def admitted(self) -> bool:
+        return self.decision == "pass"
+
+
+class _Listener:
+    __slots__ = ("fn", "rejections", "__weakref__")
+
+    def __init__(self, fn: Callable[[Event], Any], rejections: bool) -> None:
+        self.fn = fn
+        self.rejections = rejections
+
+
+def _listener_onerror(exc: Any, value: Any, tb: Any) -> None:
+    log.error("tripsense listener callback failed", exc_info=(exc, value, tb))
+
+
+@ffi.def_extern(onerror=_listener_onerror)
+def _tripsense_listener(kind: int, t: Any, user: Any) -> None:
+    slot = ffi.from_handle(user)
+    if kind == lib.TRIP_EVENT_REJECTION and not slot.rejections:
+        return
+    try:
+        reason = Reason._from_c(t.reason)
+        if kind == lib.TRIP_EVENT_REJECTION:
+            dec = t.reason.rule
+            ev = Event("rejection", _string(t.breaker), STATE_NAMES[t.to],
+                       STATE_NAMES[t.to], reason,
+                       DECISION_NAMES[dec] if 0 <= dec < 3 else "unknown",
+                       int(t.generation))
+        else:
+            ev = Event("transition", _string(t.breaker),
+                       STATE_NAMES[getattr(t, "from")], STATE_NAMES[t.to],
+                       reason, None, int(t.generation))
+        slot.fn(ev)
+    except Exception:  # a listener must never break the breaker or the caller
+        log.exception("tripsense listener %r raised", slot.fn)
+
+
+def _exception_types(x: Any, what: str) -> Tuple[Type[BaseException], ...]:
+    if isinstance(x, type) and issubclass(x, BaseException):
+        return (x,)
+    if isinstance(x, (tuple, list)) and all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in x):
+        return tuple(x)
+    raise InvalidConfigError(f"{what}: expected an exception type or a tuple "
+                             f"of them, got {x!r}")
+
+
+class _Guard:
+    """``with breaker.guard(priority=...)``: a guarded block."""
+
+    __slots__ = ("_b", "_priority")
+
+    def __init__(self, b: "Breaker", priority: Optional[int]) -> None:
+        self._b = b
+        self._priority = priority
+
+    def __enter__(self) -> "Breaker":
+        return self._b._enter(self._priority)
+
+    def __exit__(self, et: Any, e: Any, tb: Any) -> bool:
+        return self._b._exit(e)
+
+    async def __aenter__(self) -> "Breaker":
+        return self._b._enter(self._priority)
+
+    async def __aexit__(self, et: Any, e: Any, tb: Any) -> bool:
+        return self._b._exit(e)
+
+
+class Breaker:
+    """An adaptive circuit breaker over the C engine.
+
+    Parameters
+    ----------
+    name : str
+        Non-empty, at most 127 bytes of UTF-8.
+    history : str, os.PathLike or Store, optional
+        Record outcomes, rollups and transitions to this history (a path
+        opens or shares a :class:`~tripsense.Store`).
+    clock : ManualClock, optional
+        Time source for tests; default the system clock.
+    tier : str or int, optional
+        Start from a service tier's defaults ("critical", "high", "medium",
+        "low").
+    exclude : exception type(s) or predicate, optional
+        Exceptions recorded as *ignored* (neither success nor failure).
+    timeouts : tuple of exception types
+        Exceptions recorded as *timeout*.
+    error_weights : mapping of exception type to float, optional
+        Failure weights by exception class (first match along the MRO).
+    failure_weight : float
+        Weight of other failures (default 1).
+    fallback : callable, optional
+        ``fallback(*args, **kwargs)`` is returned for refused calls.
+    timeout : float, optional
+        Default timeout in seconds of async calls.
+    priority : int, optional
+        Default call priority 0..255.
+    health_probe : callable, optional
+        Called instead of live traffic to decide recovery (see ``probe``).
+    probe_interval : float, optional
+        Seconds between probes in half-open (default 1).
+    **config
+        Engine options (see ``tripsense.options()``), durations in seconds.
+
+    Raises
+    ------
+    InvalidConfigError
+        For a bad name, an unknown option or an invalid value (the message
+        names it).
+    StoreError
+        If the history cannot be opened.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        history: Any = None,
+        clock: Optional[ManualClock] = None,
+        tier: Union[str, int, None] = None,
+        exclude: Any = (),
+        timeouts: Any = (TimeoutError, asyncio.TimeoutError),
+        error_weights: Optional[Mapping[Type[BaseException], float]] = None,
+        failure_weight: float = 1.0,
+        fallback: Optional[Callable[..., Any]] = None,
+        timeout: Optional[float] = None,
+        priority: Optional[int] = None,
+        health_probe: Optional[Callable[[], Any]] = None,
+        probe_interval: Optional[float] = None,
+        **config: Any,
+    ) -> None:
+        if not isinstance(name, str):
+            raise InvalidConfigError(f"name: expected a str, got {name!r}")
+        if clock is not None and not isinstance(clock, ManualClock):
+            raise InvalidConfigError(f"clock: expected a ManualClock, got {clock!r}")
+        cfg = _config.build(config, tier)
+        out = ffi.new("trip_breaker **")
+        _check(lib.trip_breaker_new(name.encode(), cfg,
+                                    clock._ptr if clock else ffi.NULL, out),
+               f"breaker {name!r}")
+        keep: list = [clock]
+        ptr = ffi.gc(out[0], lambda p, _k=keep: lib.trip_breaker_free(p))
+        self._setup(ptr, name, clock, keep, owner=None)
+        self._policy(exclude, timeouts, error_weights, failure_weight, fallback,
+                     timeout, priority, health_probe, probe_interval)
+        if history is not None:
+            try:
+                self.attach(history)
+            except BaseException:
+                self.close()
+                raise
+
+    # ---- construction helpers -------------------------------------------
+
+    def _setup(self, ptr: Any, name: str, clock: Optional[ManualClock],
+               keep: list, owner: Any) -> None:
+        self._b = ptr
+        self._name = name
+        self._clock = clock
+        self._keep = keep
+        self._owner = owner  # a Registry that owns the C breaker, or None
+        self._store: Any = None
+        self._listeners: Dict[int, Tuple[Any, _Listener]] = {}
+        self._signals: Dict[str, int] = {}
+        self._cv: contextvars.ContextVar = contextvars.ContextVar(
+            f"tripsense-ticket-{name}-{id(self)}", default=())
+
+    def _policy(self, exclude: Any, timeouts: Any, error_weights: Any,
+                failure_weight: float, fallback: Any, timeout: Any,
+                priority: Any, health_probe: Any, probe_interval: Any) -> None:
+        self._exclude_types: Tuple[type, ...] = ()
+        self._exclude_pred: Optional[Callable[[BaseException], bool]] = None
+        if exclude is None or exclude == ():
+            pass
+        elif isinstance(exclude, (type, tuple, list)):
+            self._exclude_types = _exception_types(exclude, "exclude")
+        elif callable(exclude):
+            self._exclude_pred = exclude
+        else:
+            raise InvalidConfigError(f"exclude: expected exception types or a "
+                                     f"predicate, got {exclude!r}")
+        self._timeouts = _exception_types(timeouts, "timeouts") if timeouts else ()
+        self._failure_weight = self._weight(failure_weight, "failure_weight")
+        self._weights: Dict[type, float] = {}
+        for k, v in (error_weights or {}).items():
+            _exception_types(k, "error_weights")
+            self._weights[k] = self._weight(v, f"error_weights[{k.__name__}]")
+        if fallback is not None and not callable(fallback):
+            raise InvalidConfigError(f"fallback: expected a callable, got {fallback!r}")
+        self._fallback = fallback
+        if timeout is not None and not (isinstance(timeout, (int, float))
+                                        and timeout > 0 and math.isfinite(timeout)):
+            raise InvalidConfigError(f"timeout: expected seconds > 0, got {timeout!r}")
+        self._timeout = timeout
+        self._priority = self._check_priority(priority)
+        if health_probe is not None and not callable(health_probe):
+            raise InvalidConfigError(f"health_probe: expected a callable, got {health_probe!r}")
+        self._probe_fn = health_probe
+        if probe_interval is None:
+            probe_interval = 1.0
+        if not (isinstance(probe_interval, (int, float)) and probe_interval >= 0
+                and math.isfinite(probe_interval)):
+            raise InvalidConfigError(f"probe_interval: expected seconds >= 0, got {probe_interval!r}")
+        self._probe_interval_ns = int(probe_interval * NS)
+        self._probe_lock = threading.Lock()
+        self._last_probe_ns: Optional[int] = None
+        self._probe_thread: Optional[threading.Thread] = None
+        if health_probe is not None and self._clock is None:
+            self.add_listener(self._on_probe_transition)
+
+    @staticmethod
+    def _weight(w: Any, what: str) -> float:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or \
+                not (0 <= w <= 1000):
+            raise InvalidConfigError(f"{what}: expected a weight in [0, 1000], got {w!r}")
+        return float(w)
+
+    @staticmethod
+    def _check_priority(p: Any) -> Optional[int]:
+        if p is None:
+            return None
+        if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= 255:
+            raise InvalidConfigError(f"priority: expected an int in [0, 255], got {p!r}")
+        return p
+
+    @classmethod
+    def _wrap(cls, ptr: Any, name: str, clock: Optional[ManualClock],
+              owner: Any, **policy: Any) -> "Breaker":
+        self = cls.__new__(cls)
+        self._setup(ptr, name, clock, [clock], owner)
+        self._policy(**policy)
+        return self
+
+    # ---- identity and lifetime -------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+        return self._name
+
+    def __repr__(self) -> str:
+        st = self.state if self._b != ffi.NULL else "freed"
+        return f"<tripsense.Breaker {self._name!r} {st}>"
+
+    def close(self) -> None:
+        """Free the C breaker now (registry-owned ones are left to it).
+
+        Using the breaker afterwards raises :class:`TripsenseError`.
+        """
+        b = self._b
+        if b == ffi.NULL:
+            return
+        for lid in list(self._listeners):
+            lib.trip_breaker_remove_listener(b, lid)
+        self._b = ffi.NULL
+        if self._owner is None:
+            ffi.release(b)
+
+    def _closed_error(self) -> TripsenseError:
+        return TripsenseError(f"breaker {self._name!r} is closed")
+
+    def _c(self) -> Any:
+        if self._b == ffi.NULL:
+            raise self._closed_error()
+        return self._b
+
+    # ---- history ----------------------------------------------------------
+
+    def attach(self, history: Any) -> None:
+        """Attach to a history store (a path or a Store); None detaches."""
+        from .history import Store, _shared_store
+
+        b = self._c()
+        if history is None:
+            _check(lib.trip_breaker_attach(b, ffi.NULL), "attach")
+            self._store = None
+            return
+        store = history if isinstance(history, Store) else _shared_store(history)
+        _check(lib.trip_breaker_attach(b, store._handle()), "attach")
+        store._attached.add(self)
+        self._store = store
+        self._keep.append(store)
+
+    @property
+    def store(self) -> Any:
+        """The attached Store, or None."""
+        return self._store
+
+    # ---- state ------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """The current state name ("closed", "open", "half_open", ...)."""
+        st = lib.trip_breaker_state(self._c())
+        return STATE_NAMES[_check(st)]
+
+    def _state_code(self) -> int:
+        return _check(lib.trip_breaker_state(self._c()))
+
+    def is_open(self) -> bool:
+        """True when open or forced open (calls are rejected)."""
+        return self._state_code() in (OPEN, FORCED_OPEN)
+
+    def is_half_open(self) -> bool:
+        """True in half-open (only probe calls pass)."""
+        return self._state_code() == HALF_OPEN
+
+    def is_closed(self) -> bool:
+        """True when calls pass normally (closed, forced closed, disabled,
+        metrics-only)."""
+        return self._state_code() in (CLOSED, FORCED_CLOSED, DISABLED, METRICS_ONLY)
+
+    def snapshot(self) -> Snapshot:
+        """Return a :class:`Snapshot` of state and counters."""
+        s = ffi.new("trip_snapshot *")
+        _check(lib.trip_snapshot_get(self._c(), s), "snapshot")
+        return Snapshot._from_c(s)
+
+    def _set_mode(self, mode: str) -> None:
+        _check(lib.trip_breaker_set_mode(self._c(), _MODES[mode]), mode)
+
+    def force_open(self) -> None:
+        """Reject every call until :meth:`reset`."""
+        self._set_mode("forced_open")
+
+    def force_closed(self) -> None:
+        """Admit every call (still recording) until :meth:`reset`."""
+        self._set_mode("forced_closed")
+
+    def disable(self) -> None:
+        """Admit every call and record nothing until :meth:`reset`."""
+        self._set_mode("disabled")
+
+    def metrics_only(self) -> None:
+        """Shadow mode: run the machine, count would-be refusals, admit all."""
+        self._set_mode("metrics_only")
+
+    def reset(self) -> None:
+        """Back to normal operation: closed, with fresh windows."""
+        self._set_mode("normal")
+
+    def tick(self) -> None:
+        """Run the bucket roll now if the bucket has ended (manual clocks)."""
+        _check(lib.trip_breaker_tick(self._c()), "tick")
+
+    @property
+    def config(self) -> Dict[str, Union[int, float]]:
+        """Every option, under its Python name and in Python units."""
+        cfg = ffi.new("trip_config *")
+        _check(lib.trip_breaker_config(self._c(), cfg), "config")
+        return _config.to_dict(cfg)
+
+    def _config_ptr(self) -> Any:
+        cfg = ffi.new("trip_config *")
+        _check(lib.trip_breaker_config(self._c(), cfg), "config")
+        return cfg
+
+    def reconfigure(self, **config: Any) -> None:
+        """Change options of the running breaker.
+
+        Raises
+        ------
+        InvalidConfigError
+            Naming the option; the old configuration stays.
+        """
+        cfg = self._config_ptr()
+        _config.apply(cfg, config)
+        _config.validate(cfg)
+        _check(lib.trip_breaker_reconfigure(self._c(), cfg), "reconfigure")
+
+    # ---- reports ----------------------------------------------------------
+
+    def health_json(self) -> str:
+        """The health report of this breaker as JSON text."""
+        out = ffi.new("char **")
+        _check(lib.trip_breaker_health_json(self._c(), out), "health_json")
+        return _take_string(out)
+
+    def health(self) -> Dict[str, Any]:
+        """The health report parsed into a dict."""
+        return json.loads(self.health_json())
+
+    def prometheus(self) -> str:
+        """Prometheus text exposition of this breaker."""
+        out = ffi.new("char **")
+        _check(lib.trip_breaker_prometheus(self._c(), out), "prometheus")
+        return _take_string(out)
+
+    # ---- dependencies and signals -----------------------------------------
+
+    def add_dependency(self, other: "Breaker", action: Optional[str] = None) -> None:
+        """Declare that this breaker needs ``other``.
+
+        Parameters
+        ----------
+        other : Breaker
+        action : {"report", "shed", "open"}, optional
+            What this breaker does when ``other`` opens
+            (``dependency_action``).
+
+        Raises
+        ------
+        InvalidConfigError
+            For self, a cycle (the message names it) or a bad action.
+        """
+        if not isinstance(other, Breaker):
+            raise InvalidConfigError(f"add_dependency: expected a Breaker, got {other!r}")
+        if action is not None:
+            self.reconfigure(dependency_action=action)
+        _check(lib.trip_breaker_add_dependency(self._c(), other._c()),
+               f"{self._name} needs {other._name}")
+        self._keep.append(other)
+
+    def add_signal(self, name: str, threshold: Optional[float] = None, *,
+                   z: float = 0.0, duration: float = 0.0) -> str:
+        """Declare a health signal that trips the breaker when it stays high.
+
+        Parameters
+        ----------
+        name : str
+            1..31 bytes, unique for this breaker.
+        threshold : float, optional
+            Absolute limit (None: none).
+        z : float
+            Limit in standard deviations above its own seasonal baseline
+            (0: off).
+        duration : float
+            Seconds the value must stay above the limit.
+        """
+        idp = ffi.new("int *")
+        thr = math.inf if threshold is None else float(threshold)
+        _check(lib.trip_breaker_add_signal(self._c(), name.encode(), thr, float(z),
+                                           int(round(duration * NS)), idp),
+               f"signal {name!r}")
+        self._signals[name] = idp[0]
+        return name
+
+    def _signal_id(self, name: str) -> int:
+        from ._lowlevel import NotFoundError
+
+        try:
+            return self._signals[name]
+        except KeyError:
+            raise NotFoundError(f"breaker {self._name!r} has no signal {name!r}") from None
+
+    def signal(self, name: str, value: float) -> None:
+        """Feed the current value of a signal."""
+        _check(lib.trip_breaker_signal(self._c(), self._signal_id(name), float(value)),
+               f"signal {name!r}")
+
+    def signal_value(self, name: str) -> Tuple[float, float, float]:
+        """Return (last value, baseline mean, baseline sd) of a signal."""
+        v = ffi.new("double[3]")
+        _check(lib.trip_breaker_signal_get(self._c(), self._signal_id(name),
+                                           v, v + 1, v + 2), f"signal {name!r}")
+        return (v[0], v[1], v[2])
+
+    # ---- listeners --------------------------------------------------------
+
+    def add_listener(self, fn: Callable[[Event], Any], *, rejections: bool = False) -> int:
+        """Call ``fn(event)`` on every state change (and refused call if
+        ``rejections``). Returns an id for :meth:`remove_listener`.
+
+        Raises
+        ------
+        TripsenseError
+            When 8 listeners are registered already.
+        """
+        if not callable(fn):
+            raise InvalidConfigError(f"add_listener: expected a callable, got {fn!r}")
+        slot = _Listener(fn, rejections)
+        handle = ffi.new_handle(slot)
+        idp = ffi.new("int *")
+        _check(lib.trip_breaker_add_listener(self._c(), lib._tripsense_listener,
+                                             handle, idp), "add_listener")
+        self._listeners[idp[0]] = (handle, slot)
+        return idp[0]
+
+    def remove_listener(self, listener_id: int) -> None:
+        """Remove a listener by the id add_listener returned."""
+        _check(lib.trip_breaker_remove_listener(self._c(), listener_id),
+               f"listener {listener_id}")
+        # the callback may still run once in another thread: keep the handle
+        # alive until then by dropping it only from our table
+        self._listeners.pop(listener_id, None)
+
+    def on_transition(self, fn: F) -> F:
+        """Decorator form of :meth:`add_listener`."""
+        self.add_listener(fn)
+        return fn
+
+    # ---- the call paths ---------------------------------------------------
+
+    def _refusal(self, d: int, t: Any) -> TripsenseError:
+        if d < 0:
+            if self._b == ffi.NULL:
+                return self._closed_error()
+            from ._lowlevel import _error
+            return _error(d, "allow")
+        s = ffi.new("trip_snapshot *")
+        lib.trip_snapshot_get(self._b, s)
+        r = s.last_trip
+        return CircuitOpenError(self._name, STATE_NAMES[t.state], DECISION_NAMES[d],
+                                _rule_name(r.rule), s.ns_until_half_open / NS,
+                                r.score, r.threshold)
+
+    def _classify(self, e: BaseException) -> Tuple[int, float]:
+        if not isinstance(e, Exception):
+            return IGNORED, 1.0
+        if self._exclude_types and isinstance(e, self._exclude_types):
+            return IGNORED, 1.0
+        if self._exclude_pred is not None:
+            try:
+                if self._exclude_pred(e):
+                    return IGNORED, 1.0
+            except Exception:
+                log.exception("tripsense exclude predicate raised; "
+                              "counting the call as a failure")
+        outcome = TIMEOUT if self._timeouts and isinstance(e, self._timeouts) else FAILURE
+        w = self._failure_weight
+        if self._weights:
+            for k in type(e).__mro__:
+                if k in self._weights:
+                    w = self._weights[k]
+                    break
+        return outcome, w
+
+    def _record_exc(self, t: Any, e: BaseException) -> int:
+        outcome, w = self._classify(e)
+        if w == 1.0 or outcome in (SUCCESS, IGNORED):
+            _record(self._b, t, outcome)
+        else:
+            _record_weighted(self._b, t, outcome, -1.0, w)
+        return outcome
+
+    def _admit(self, priority: Optional[int]) -> Tuple[Any, int]:
+        t = _new_ticket()
+        p = self._priority if priority is None else priority
+        if self._probe_fn is not None:
+            st = lib.trip_breaker_state(self._b)
+            if st in (OPEN, HALF_OPEN):
+                # live traffic does not probe: the health probe does
+                self._kick_probe()
+                t.state = st
+                return t, REJECTED if st == OPEN else LIMITED
+        d = _allow(self._b, t) if p is None else _allow_priority(self._b, t, p)
+        return t, d
+
+    def _refused(self, d: int, t: Any, fallback: Any, args: tuple,
+                 kwargs: dict, cause: Optional[BaseException] = None) -> Any:
+        fb = self._fallback if fallback is None else fallback
+        if fb is not None and d > 0:
+            return fb(*args, **kwargs)
+        err = self._refusal(d, t)
+        if cause is not None:
+            raise err from cause
+        raise err
+
+    def _call(self, f: Callable[..., Any], args: tuple, kwargs: dict,
+              retry: Any, priority: Optional[int], fallback: Any) -> Any:
+        if retry is not None:
+            return self._call_retry(f, args, kwargs, retry, priority, fallback)
+        t, d = self._admit(priority)
+        if d:
+            return self._refused(d, t, fallback, args, kwargs)
+        try:
+            r = f(*args, **kwargs)
+        except BaseException as e:
+            self._record_exc(t, e)
+            raise
+        _record(self._b, t, SUCCESS)
+        return r
+
+    def call(self, f: Callable[..., Any], *args: Any, retry: Any = None,
+             priority: Optional[int] = None, fallback: Any = None,
+             **kwargs: Any) -> Any:
+        """Call ``f(*args, **kwargs)`` through the breaker.
+
+        Parameters
+        ----------
+        retry : Retry, optional
+            Retry failed attempts with backoff (each attempt is a call).
+        priority : int, optional
+            0..255; default the breaker's.
+        fallback : callable, optional
+            Returned as ``fallback(*args, **kwargs)`` if the call is refused.
+
+        Raises
+        ------
+        CircuitOpenError
+            If the call is refused and there is no fallback.
+        Exception
+            Whatever ``f`` raises (after recording it).
+        """
+        return self._call(f, args, kwargs, retry, self._check_priority(priority),
+                          fallback)
+
+    def _call_retry(self, f: Callable[..., Any], args: tuple, kwargs: dict,
+                    retry: Any, priority: Optional[int], fallback: Any) -> Any:
+        last: Optional[BaseException] = None
+        for i in range(retry.attempts):
+            if i:
+                retry._sleep_sync(retry.delay(i - 1))
+            t, d = self._admit(priority)
+            if d:
+                return self._refused(d, t, fallback, args, kwargs, cause=last)
+            try:
+                r = f(*args, **kwargs)
+            except BaseException as e:
+                outcome = self._record_exc(t, e)
+                if outcome == IGNORED or i + 1 >= retry.attempts or \
+                        not retry.should_retry(e):
+                    raise
+                last = e
+                continue
+            _record(self._b, t, SUCCESS)
+            return r
+        raise AssertionError("unreachable")  # attempts >= 1 is validated
+
+    async def _acall(self, f: Callable[..., Any], args: tuple, kwargs: dict,
+                     timeout: Optional[float], retry: Any,
+                     priority: Optional[int], fallback: Any) -> Any:
+        to = self._timeout if timeout is None else timeout
+        attempts = 1 if retry is None else retry.attempts
+        last: Optional[BaseException] = None
+        for i in range(attempts):
+            if i:
+                await retry._sleep_async(retry.delay(i - 1))
+            t, d = self._admit(priority)
+            if d:
+                r = self._refused(d, t, fallback, args, kwargs, cause=last)
+                return await r if inspect.isawaitable(r) else r
+            try:
+                r = f(*args, **kwargs)
+                if inspect.isawaitable(r):
+                    r = await (asyncio.wait_for(r, to) if to is not None else r)
+            except BaseException as e:
+                if to is not None and isinstance(e, asyncio.TimeoutError):
+                    _record(self._b, t, TIMEOUT)
+                    outcome = TIMEOUT
+                else:
+                    outcome = self._record_exc(t, e)
+                if retry is None or outcome == IGNORED or i + 1 >= attempts \
+                        or not retry.should_retry(e):
+                    raise
+                last = e
+                continue
+            _record(self._b, t, SUCCESS)
+            return r
+        raise AssertionError("unreachable")
+
+    async def acall(self, f: Callable[..., Any], *args: Any,
+                    timeout: Optional[float] = None, retry: Any = None,
+                    priority: Optional[int] = None, fallback: Any = None,
+                    **kwargs: Any) -> Any:
+        """Await ``f(*args, **kwargs)`` through the breaker.
+
+        ``timeout`` (seconds, default the breaker's) bounds the call with
+        ``asyncio.wait_for``; expiry is recorded as a timeout and raises
+        ``asyncio.TimeoutError``. Other parameters as :meth:`call`; the
+        fallback may be a coroutine function.
+        """
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise InvalidConfigError(f"timeout: expected seconds > 0, got {timeout!r}")
+        return await self._acall(f, args, kwargs, timeout, retry,
+                                 self._check_priority(priority), fallback)
+
+    def decorate(self, *, priority: Optional[int] = None, fallback: Any = None,
+                 retry: Any = None, timeout: Optional[float] = None) -> Callable[[F], F]:
+        """Return a decorator with per-function options (sync or async)."""
+        priority = self._check_priority(priority)
+
+        def deco(f: F) -> F:
+            if inspect.iscoroutinefunction(f):
+                @functools.wraps(f)
+                async def aw(*args: Any, **kwargs: Any) -> Any:
+                    return await self._acall(f, args, kwargs, timeout, retry,
+                                             priority, fallback)
+                return aw  # type: ignore[return-value]
+
+            @functools.wraps(f)
+            def w(*args: Any, **kwargs: Any) -> Any:
+                return self._call(f, args, kwargs, retry, priority, fallback)
+            return w  # type: ignore[return-value]
+        return deco
+
+    def __call__(self, f: F) -> F:
+        """Use the breaker as a decorator of a function or coroutine function."""
+        if not callable(f):
+            raise TypeError(f"Breaker decorates callables, got {f!r}")
+        return self.decorate()(f)
+
+    # ---- context managers ---------------------------------------------------
+
+    def _enter(self, priority: Optional[int]) -> "Breaker":
+        t, d = self._admit(priority)
+        if d:
+            raise self._refusal(d, t)
+        self._cv.set(self._cv.get() + (t,))
+        return self
+
+    def _exit(self, e: Optional[BaseException]) -> bool:
+        stack = self._cv.get()
+        if not stack:
+            raise TripsenseError(f"breaker {self._name!r}: exit without enter")
+        t = stack[-1]
+        self._cv.set(stack[:-1])
+        if e is None:
+            _record(self._b, t, SUCCESS)
+        else:
+            self._record_exc(t, e)
+        return False
+
+    def __enter__(self) -> "Breaker":
+        return self._enter(None)
+
+    def __exit__(self, et: Any, e: Any, tb: Any) -> bool:
+        return self._exit(e)
+
+    async def __aenter__(self) -> "Breaker":
+        return self._enter(None)
+
+    async def __aexit__(self, et: Any, e: Any, tb: Any) -> bool:
+        return self._exit(e)
+
+    def guard(self, priority: Optional[int] = None) -> _Guard:
+        """A context manager guarding a block at a priority."""
+        return _Guard(self, self._check_priority(priority))
+
+    # ---- manual tickets ---------------------------------------------------
+
+    def allow(self, priority: Optional[int] = None) -> Ticket:
+        """Ask to make one call; raise CircuitOpenError if refused.
+
+        Record the returned ticket exactly once with :meth:`record`.
+        """
+        t, d = self._admit(self._check_priority(priority))
+        if d:
+            raise self._refusal(d, t)
+        return Ticket(t, "pass", STATE_NAMES[t.state])
+
+    def record(self, ticket: Ticket, outcome: str, latency: Optional[float] = None,
+               weight: Optional[float] = None) -> None:
+        """Record the outcome of a call admitted by :meth:`allow`.
+
+        Raises
+        ------
+        InvalidConfigError
+            For an unknown outcome, a bad latency (NaN, negative) or weight.
+        """
+        if not isinstance(ticket, Ticket):
+            raise InvalidConfigError(f"record: expected a Ticket, got {ticket!r}")
+        try:
+            oc = _OUTCOMES[outcome]
+        except (KeyError, TypeError):
+            raise InvalidConfigError(f"record: unknown outcome {outcome!r} "
+                                     f"(expected one of {', '.join(_OUTCOMES)})") from None
+        lat = -1.0 if latency is None else float(latency)
+        if latency is not None and not (lat >= 0 and math.isfinite(lat)):
+            raise InvalidConfigError(f"record: latency must be finite and >= 0, got {latency!r}")
+        w = 1.0 if weight is None else self._weight(weight, "weight")
+        _check(_record_weighted(self._c(), ticket._t, oc, lat, w), "record")
+
+    # ---- health probes ----------------------------------------------------
+
+    def _now_ns(self) -> int:
+        return int(lib.trip_clock_now(self._clock._ptr if self._clock else ffi.NULL))
+
+    def probe(self) -> Optional[str]:
+        """Run the health probe if one is due; return its outcome name.
+
+        A probe is due when the breaker is open and its open period is
+        over, or half-open and ``probe_interval`` has passed since the last
+        probe. The probe is admitted at priority 255 and its outcome is
+        recorded like a call's. Returns None when nothing was due.
+        """
+        if self._probe_fn is None:
+            raise TripsenseError(f"breaker {self._name!r} has no health_probe")
+        b = self._c()
+        with self._probe_lock:
+            st = lib.trip_breaker_state(b)
+            now = self._now_ns()
+            if st == OPEN:
+                s = ffi.new("trip_snapshot *")
+                lib.trip_snapshot_get(b, s)
+                if s.ns_until_half_open > 0:
+                    return None
+            elif st == HALF_OPEN:
+                if self._last_probe_ns is not None and \
+                        now - self._last_probe_ns < self._probe_interval_ns:
+                    return None
+            else:
+                return None
+            t = _new_ticket()
+            if _allow_priority(b, t, 255) != PASS:
+                return None
+            self._last_probe_ns = now
+            try:
+                self._probe_fn()
+            except Exception as e:
+                return OUTCOME_NAMES[self._record_exc(t, e)]
+            _record(b, t, SUCCESS)
+            return "success"
+
+    def _on_probe_transition(self, ev: Event) -> None:
+        if ev.to_state == "open":
+            self._kick_probe()
+
+    def _kick_probe(self) -> None:
+        if self._clock is not None:
+            return  # manual clocks: the test drives probe()
+        th = self._probe_thread
+        if th is not None and th.is_alive():
+            return
+        th = threading.Thread(target=_probe_loop, args=(weakref.ref(self),),
+                              name=f"tripsense-probe-{self._name}", daemon=True)
+        self._probe_thread = th
+        th.start()
+
+
+def _probe_loop(wref: "weakref.ref[Breaker]") -> None:
+    """Probe while the breaker is open or half-open (system clock only)."""
+    stop = threading.Event()
+    while True:
+        b = wref()
+        if b is None or b._b == ffi.NULL:
+            return
+        try:
+            st = lib.trip_breaker_state(b._b)
+            if st not in (OPEN, HALF_OPEN):
+                b._probe_thread = None
+                return
+            b.probe()
+            wait = b._probe_interval_ns / NS
+            if lib.trip_breaker_state(b._b) == OPEN:
+                s = ffi.new("trip_snapshot *")
+                lib.trip_snapshot_get(b._b, s)
+                wait = max(s.ns_until_half_open / NS, 0.001)
+        except Exception:
+            log.exception("tripsense health probe loop failed")
+            wait = 1.0
+        del b
+        stop.wait(min(max(wait, 0.001), 60.0))

@@ -1,0 +1,441 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Breaker: call forms, refusals, fallbacks, classification, state, listeners."""
+import asyncio
+import gc
+import logging
+import weakref
+
+import pytest
+
+import tripsense
+from conftest import Boom, boom, trip
+
+
+def test_call_passes_through_arguments_and_result(fast):
+    assert fast.call(lambda a, b=0: a + b, 2, b=3) == 5
+    s = fast.snapshot()
+    assert (s.calls, s.successes, s.failures) == (1, 1, 0)
+
+
+def test_failures_trip_and_refusals_raise_circuit_open(fast, clock):
+    trip(fast)
+    assert fast.state == "open" and fast.is_open()
+    with pytest.raises(tripsense.CircuitOpenError) as ei:
+        fast.call(lambda: 1)
+    e = ei.value
+    assert e.breaker == "svc" and e.state == "open" and e.decision == "rejected"
+    assert e.reason == e.rule == "consecutive_failures"
+    assert e.retry_after == pytest.approx(5.0)
+    clock.advance(2)
+    with pytest.raises(tripsense.CircuitOpenError) as ei:
+        fast.call(lambda: 1)
+    assert ei.value.retry_after == pytest.approx(3.0)
+    assert fast.snapshot().rejected == 2
+
+
+def test_recovery_through_half_open(fast, clock):
+    trip(fast)
+    clock.advance(5)
+    assert fast.call(lambda: "probe") == "probe"
+    assert fast.is_half_open()
+    fast.call(lambda: None)
+    assert fast.is_closed() and fast.state == "closed"
+
+
+def test_fallback_on_refusal_gets_the_call_arguments(clock):
+    b = tripsense.Breaker("fb", clock=clock, consecutive_failures=1,
+                          fallback=lambda x: ("cached", x))
+    trip(b)
+    assert b.call(lambda x: x, 7) == ("cached", 7)
+    # a per-call fallback wins over the breaker's
+    assert b.call(lambda x: x, 7, fallback=lambda x: "other") == "other"
+
+
+def test_fallback_is_not_used_for_failures(clock):
+    b = tripsense.Breaker("fb2", clock=clock, consecutive_failures=5,
+                          fallback=lambda: "fb")
+    with pytest.raises(Boom):
+        b.call(boom)
+
+
+def test_decorator_sync_keeps_metadata_and_counts(fast):
+    @fast
+    def add(a, b):
+        """adds"""
+        return a + b
+
+    assert add(1, 2) == 3
+    assert add.__name__ == "add" and add.__doc__ == "adds"
+    with pytest.raises(Boom):
+        fast(boom)()
+    s = fast.snapshot()
+    assert (s.successes, s.failures) == (1, 1)
+
+
+def test_decorator_passes_reserved_looking_keywords_to_the_function(fast):
+    @fast
+    def f(priority, retry=None):
+        return priority, retry
+
+    assert f(priority=3, retry="r") == (3, "r")
+
+
+def test_with_block_records_success_and_failure(fast):
+    with fast:
+        pass
+    with pytest.raises(Boom):
+        with fast:
+            raise Boom()
+    s = fast.snapshot()
+    assert (s.successes, s.failures, s.in_flight) == (1, 1, 0)
+
+
+def test_with_block_refused_when_open(fast):
+    trip(fast)
+    with pytest.raises(tripsense.CircuitOpenError):
+        with fast:
+            raise AssertionError("must not run")
+
+
+def test_nested_with_blocks_use_their_own_tickets(fast):
+    with fast:
+        with pytest.raises(Boom):
+            with fast:
+                raise Boom()
+    s = fast.snapshot()
+    assert (s.successes, s.failures, s.in_flight) == (1, 1, 0)
+
+
+def test_async_decorator_acall_and_async_with(fast):
+    @fast
+    async def get(x):
+        await asyncio.sleep(0)
+        return x * 2
+
+    async def failing():
+        raise Boom()
+
+    async def main():
+        assert await get(4) == 8
+        assert await fast.acall(get, 5) == 10
+        with pytest.raises(Boom):
+            await fast.acall(failing)
+        async with fast:
+            await asyncio.sleep(0)
+        with pytest.raises(Boom):
+            async with fast.guard(priority=10):
+                raise Boom()
+
+    asyncio.run(main())
+    s = fast.snapshot()
+    # acall(get) calls the decorated get: two admitted calls for one acall
+    assert (s.successes, s.failures, s.in_flight) == (4, 2, 0)
+
+
+def test_async_refusal_and_async_fallback(fast):
+    trip(fast)
+
+    async def fb(*args):
+        return "fallback"
+
+    async def main():
+        with pytest.raises(tripsense.CircuitOpenError):
+            await fast.acall(asyncio.sleep, 0)
+        return await fast.acall(asyncio.sleep, 0, fallback=fb)
+
+    assert asyncio.run(main()) == "fallback"
+
+
+def test_acall_timeout_is_recorded_as_timeout(clock):
+    b = tripsense.Breaker("slow", clock=clock, consecutive_timeouts=2,
+                          consecutive_failures=0)
+
+    async def main():
+        for _ in range(2):
+            with pytest.raises(asyncio.TimeoutError):
+                await b.acall(asyncio.sleep, 10, timeout=0.01)
+
+    asyncio.run(main())
+    s = b.snapshot()
+    assert s.timeouts == 2 and s.failures == 0
+    assert b.state == "open" and s.last_trip.rule == "consecutive_timeouts"
+
+
+def test_breaker_default_timeout_applies_to_async_decorator(clock):
+    b = tripsense.Breaker("slow2", clock=clock, timeout=0.01)
+
+    @b
+    async def hang():
+        await asyncio.sleep(10)
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(hang())
+    assert b.snapshot().timeouts == 1
+
+
+def test_exclude_types_are_ignored_outcomes(clock):
+    b = tripsense.Breaker("ex", clock=clock, consecutive_failures=2,
+                          exclude=(KeyError, ValueError))
+    for _ in range(5):
+        with pytest.raises(KeyError):
+            b.call(lambda: {}["x"])
+    s = b.snapshot()
+    assert (s.ignored, s.failures) == (5, 0) and b.is_closed()
+
+
+def test_exclude_predicate(clock):
+    class HTTPError(Exception):
+        def __init__(self, status):
+            self.status = status
+
+    b = tripsense.Breaker("http", clock=clock, consecutive_failures=10,
+                          exclude=lambda e: isinstance(e, HTTPError) and e.status < 500)
+
+    def get(status):
+        raise HTTPError(status)
+
+    for st in (404, 500, 400, 503):
+        with pytest.raises(HTTPError):
+            b.call(get, st)
+    s = b.snapshot()
+    assert (s.ignored, s.failures) == (2, 2)
+
+
+def test_a_raising_predicate_counts_a_failure_and_logs(clock, caplog):
+    def bad(e):
+        raise RuntimeError("predicate bug")
+
+    b = tripsense.Breaker("pred", clock=clock, exclude=bad)
+    with caplog.at_level(logging.ERROR, logger="tripsense"):
+        with pytest.raises(Boom):
+            b.call(boom)
+    assert b.snapshot().failures == 1
+    assert "predicate" in caplog.text
+
+
+def test_timeout_exception_types_are_timeouts(clock):
+    class MyTimeout(Exception):
+        pass
+
+    b = tripsense.Breaker("t", clock=clock, timeouts=(MyTimeout,))
+
+    def f():
+        raise MyTimeout()
+
+    with pytest.raises(MyTimeout):
+        b.call(f)
+    with pytest.raises(TimeoutError):
+        b.call(lambda: (_ for _ in ()).throw(TimeoutError()))
+    s = b.snapshot()
+    assert (s.timeouts, s.failures) == (1, 1)
+
+
+def test_error_weights_follow_the_mro(clock):
+    class Retryable(Exception):
+        pass
+
+    class Critical(Exception):
+        pass
+
+    class VeryCritical(Critical):
+        pass
+
+    b = tripsense.Breaker("w", clock=clock, consecutive_failures=0,
+                          error_weights={Retryable: 0.5, Critical: 2.0},
+                          failure_weight=1.0)
+    for exc in (Retryable, VeryCritical, Boom):
+        with pytest.raises(exc):
+            b.call(lambda: (_ for _ in ()).throw(exc()))
+    assert b.snapshot().weighted_failures == pytest.approx(0.5 + 2.0 + 1.0)
+
+
+def test_keyboard_interrupt_is_ignored_not_failed(fast):
+    def stop():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fast.call(stop)
+    s = fast.snapshot()
+    assert (s.ignored, s.failures, s.in_flight) == (1, 0, 0)
+
+
+def test_latency_comes_from_the_clock(fast, clock):
+    def slow():
+        clock.advance(0.25)
+
+    for _ in range(30):
+        fast.call(slow)
+    clock.advance(1)
+    fast.tick()
+    assert fast.snapshot().p50_s == pytest.approx(0.25, rel=0.05)
+
+
+def test_manual_allow_and_record(fast):
+    t = fast.allow()
+    assert t.admitted and t.state == "closed"
+    fast.record(t, "failure", latency=0.1, weight=2.0)
+    assert fast.snapshot().weighted_failures == pytest.approx(2.0)
+    with pytest.raises(tripsense.InvalidConfigError, match="outcome"):
+        fast.record(fast.allow(), "exploded")
+    with pytest.raises(tripsense.InvalidConfigError, match="latency"):
+        fast.record(fast.allow(), "success", latency=float("nan"))
+
+
+def test_modes(fast):
+    fast.force_open()
+    assert fast.state == "forced_open" and fast.is_open()
+    with pytest.raises(tripsense.CircuitOpenError) as ei:
+        fast.call(lambda: 1)
+    assert ei.value.state == "forced_open"
+    fast.force_closed()
+    assert fast.state == "forced_closed" and fast.is_closed()
+    for _ in range(10):
+        with pytest.raises(Boom):
+            fast.call(boom)
+    assert fast.state == "forced_closed"
+    fast.disable()
+    assert fast.state == "disabled" and fast.call(lambda: 3) == 3
+    fast.metrics_only()
+    assert fast.state == "metrics_only"
+    fast.reset()
+    assert fast.state == "closed"
+
+
+def test_listeners_see_transitions_and_optionally_rejections(fast, clock):
+    seen, rej = [], []
+    lid = fast.add_listener(seen.append)
+    fast.add_listener(rej.append, rejections=True)
+    trip(fast)
+    with pytest.raises(tripsense.CircuitOpenError):
+        fast.call(lambda: 1)
+    assert [(e.kind, e.from_state, e.to_state) for e in seen] == \
+        [("transition", "closed", "open")]
+    assert seen[0].reason.rule == "consecutive_failures"
+    assert seen[0].breaker == "svc"
+    kinds = [e.kind for e in rej]
+    assert kinds == ["transition", "rejection"]
+    assert rej[1].decision == "rejected"
+    fast.remove_listener(lid)
+    clock.advance(5)
+    fast.call(lambda: 1)
+    assert len(seen) == 1 and rej[-1].to_state == "half_open"
+
+
+def test_listener_exceptions_are_logged_not_propagated(fast, caplog):
+    def bad(ev):
+        raise ValueError("listener bug")
+
+    fast.add_listener(bad)
+    with caplog.at_level(logging.ERROR, logger="tripsense"):
+        trip(fast)
+    assert fast.is_open()
+    assert "listener bug" in caplog.text
+
+
+def test_on_transition_decorator(fast):
+    seen = []
+
+    @fast.on_transition
+    def on(ev):
+        seen.append(ev.to_state)
+
+    trip(fast)
+    assert seen == ["open"]
+
+
+def test_priority_is_validated(fast):
+    with pytest.raises(tripsense.InvalidConfigError, match="priority"):
+        fast.call(lambda: 1, priority=256)
+    assert fast.call(lambda: 1, priority=255) == 1
+
+
+def test_high_priority_probes_first_in_half_open(clock):
+    b = tripsense.Breaker("prio", clock=clock, consecutive_failures=1, open_s=1,
+                          jitter=0, half_open_probes=1, probe_priority_share=0.5)
+    trip(b)
+    clock.advance(1)
+    # the probe slot goes to a high-priority call; a low one is limited
+    t = b.allow(priority=250)
+    with pytest.raises(tripsense.CircuitOpenError) as ei:
+        b.allow(priority=0)
+    assert ei.value.decision == "limited"
+    b.record(t, "success")
+
+
+def test_config_and_reconfigure(fast):
+    cfg = fast.config
+    assert cfg["open_s"] == 5.0 and cfg["consecutive_failures"] == 3
+    fast.reconfigure(open_s=7.5, failure_rate=0.25)
+    assert fast.config["open_s"] == 7.5 and fast.config["failure_rate"] == 0.25
+    with pytest.raises(tripsense.InvalidConfigError, match="failure_rate"):
+        fast.reconfigure(failure_rate=1.5)
+    assert fast.config["failure_rate"] == 0.25
+
+
+def test_tier_defaults():
+    b = tripsense.Breaker("crit", tier="critical")
+    assert b.config["open_s"] == 15.0 and b.config["tier"] == 0
+    low = tripsense.default_config("low")
+    assert low["open_s"] == 120.0
+    with pytest.raises(tripsense.InvalidConfigError, match="tier"):
+        tripsense.Breaker("x", tier="platinum")
+
+
+def test_enum_names_and_bools():
+    b = tripsense.Breaker("e", window_kind="count", seasonality="hour_of_week",
+                          adaptive=False, dependency_action="shed")
+    c = b.config
+    assert (c["window_kind"], c["seasonality"], c["adaptive"],
+            c["dependency_action"]) == (1, 3, 0, 1)
+
+
+def test_dependency_and_health(clock):
+    db = tripsense.Breaker("db", clock=clock, consecutive_failures=1)
+    api = tripsense.Breaker("api", clock=clock)
+    api.add_dependency(db, action="report")
+    trip(db)
+    h = api.health()
+    assert h["status"] in ("degraded", "down")
+    with pytest.raises(tripsense.InvalidConfigError):
+        db.add_dependency(api)  # a cycle
+
+
+def test_signals(clock):
+    b = tripsense.Breaker("sig", clock=clock, bucket_s=1)
+    b.add_signal("cpu", threshold=0.9, duration=2)
+    b.signal("cpu", 0.95)
+    assert b.signal_value("cpu")[0] == 0.95
+    for _ in range(4):
+        clock.advance(1)
+        b.signal("cpu", 0.95)
+        b.tick()
+    assert b.state == "open"
+    assert b.snapshot().last_trip.rule == "health_signal"
+    with pytest.raises(tripsense.NotFoundError):
+        b.signal("mem", 1.0)
+
+
+def test_close_frees_and_later_use_raises():
+    b = tripsense.Breaker("c")
+    b.close()
+    b.close()  # idempotent
+    with pytest.raises(tripsense.TripsenseError, match="closed"):
+        b.call(lambda: 1)
+    with pytest.raises(tripsense.TripsenseError, match="closed"):
+        b.state
+
+
+def test_garbage_collector_frees_breakers_and_clocks():
+    clock = tripsense.ManualClock()
+    b = tripsense.Breaker("gc", clock=clock)
+    b.add_listener(lambda ev: None)
+    wb, wc = weakref.ref(b), weakref.ref(clock)
+    del b, clock
+    gc.collect()
+    assert wb() is None and wc() is None
+
+
+def test_breaker_keeps_its_clock_alive():
+    b = tripsense.Breaker("keep", clock=tripsense.ManualClock(start_ns=5))
+    gc.collect()
+    assert b.call(lambda: 1) == 1  # would crash if the clock were freed
