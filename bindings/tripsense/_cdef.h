@@ -338,6 +338,7 @@ typedef struct trip_store_status {
     int64_t rollups_written, transitions_written;
     int64_t batches, write_errors, retries;
     int64_t pending;
+    int64_t other_dropped;
 } trip_store_status;
 
 int trip_store_status_get(trip_store *s, trip_store_status *st);

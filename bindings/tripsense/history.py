@@ -258,7 +258,7 @@ class Store:
             "sampled_out": st.sampled_out, "rollups_written": st.rollups_written,
             "transitions_written": st.transitions_written, "batches": st.batches,
             "write_errors": st.write_errors, "retries": st.retries,
-            "pending": st.pending,
+            "pending": st.pending, "other_dropped": st.other_dropped,
         }
 
     # ---- names ------------------------------------------------------------
