@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Reliability targets (issue 8): fuzzing, stress, valgrind, soak, sanitized
+# Python. Included by the Makefile; docs/reliability.md records the figures.
+#
+#   make fuzz-short       every fuzz target for FUZZ_SHORT_SECONDS (in make test)
+#   make fuzz             every target for FUZZ_RUNS executions, niced, one at a time
+#   make stress           tests/c/test_stress at full size under ThreadSanitizer
+#   make valgrind         every C test under memcheck, leaks are errors
+#   make soak             tests/soak: 4-process soak and the SIGKILL crash loop
+#   make sanitize-python  pytest with the extension built with ASan+UBSan
+
+REL_DIR ?= /tmp/build-rel-reliability
+FUZZ_CC ?= clang
+FUZZ_SHORT_SECONDS ?= 40
+FUZZ_RUNS ?= 10000000
+# Longest input: short inputs keep the slow targets fast; the store target
+# patches a template, so its inputs stay small anyway.
+FUZZ_MAX_LEN ?= 256
+FUZZ_MAX_TIME ?= 0
+FUZZ_TARGETS ?= $(basename $(notdir $(wildcard fuzz/fuzz_*.c)))
+# Extra C sources linked into the fuzzers (none once the store is listed in
+# sources.txt; during development, a stub).
+TRIP_EXTRA_SRCS ?=
+TRIP_STRESS_SCALE ?= 1
+VALGRIND_STRESS_SCALE ?= 0.02
+REL_NICE ?= nice -n 10
+
+REL_SOURCES := $(shell grep -v '^\s*\#' sources.txt | grep -v '^\s*$$')
+REL_INCLUDES := -Iinclude -Ilibcore -Iadaptive -I.
+REL_LIBS := $(shell pkg-config --libs sqlite3 gsl) -lm -lpthread
+FUZZ_CFLAGS ?= -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L \
+	-fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer
+FUZZ_LIB := $(REL_DIR)/fuzz/libtripsense_fuzz.a
+FUZZ_BINS := $(addprefix $(REL_DIR)/fuzz/,$(FUZZ_TARGETS))
+FUZZ_OBJS := $(patsubst %.c,$(REL_DIR)/fuzz/obj/%.o,$(REL_SOURCES)) \
+	$(patsubst /%.c,$(REL_DIR)/fuzz/obj/abs/%.o,$(TRIP_EXTRA_SRCS))
+
+.PHONY: fuzz fuzz-short fuzz-build stress valgrind soak sanitize-python \
+	reliability-clean
+
+# -MMD: headers change under us (shared checkout), so track them.
+$(REL_DIR)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(REL_INCLUDES) \
+		-MMD -MP -c $< -o $@
+
+# Extra sources are given by absolute path.
+$(REL_DIR)/fuzz/obj/abs/%.o: /%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(REL_INCLUDES) \
+		-MMD -MP -c $< -o $@
+
+-include $(FUZZ_OBJS:.o=.d)
+
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(REL_DIR)/fuzz/%: fuzz/%.c fuzz/fuzz_util.h $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(REL_INCLUDES) -MMD -MP \
+		$< $(FUZZ_LIB) $(REL_LIBS) -o $@
+
+-include $(FUZZ_BINS:=.d)
+
+fuzz-build: $(FUZZ_BINS)
+
+# New inputs go to a scratch corpus; the seeds in fuzz/corpus stay as they
+# are (add an interesting one by hand with its reason in the commit).
+fuzz-short: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(REL_DIR)/corpus/$$t fuzz/corpus/$$t; \
+	  echo "fuzz-short: $$t for $(FUZZ_SHORT_SECONDS) s"; \
+	  $(REL_DIR)/fuzz/$$t -max_total_time=$(FUZZ_SHORT_SECONDS) \
+	    -max_len=$(FUZZ_MAX_LEN) \
+	    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(REL_DIR)/$$t- \
+	    $(REL_DIR)/corpus/$$t fuzz/corpus/$$t \
+	    > $(REL_DIR)/fuzz-short-$$t.log 2>&1 \
+	  || { tail -n 60 $(REL_DIR)/fuzz-short-$$t.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units' \
+	    $(REL_DIR)/fuzz-short-$$t.log; \
+	done
+
+# Long runs: one target at a time, niced, logs in $(REL_DIR)/fuzz-<t>.log;
+# FUZZ_MAX_TIME (seconds, 0 = none) caps each target's run.
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(REL_DIR)/corpus/$$t fuzz/corpus/$$t; \
+	  echo "fuzz: $$t for $(FUZZ_RUNS) executions"; \
+	  /usr/bin/time -f "$$t: %e s wall" $(REL_NICE) \
+	    $(REL_DIR)/fuzz/$$t -runs=$(FUZZ_RUNS) -timeout=10 \
+	    -max_len=$(FUZZ_MAX_LEN) -max_total_time=$(FUZZ_MAX_TIME) \
+	    -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(REL_DIR)/$$t- \
+	    $(REL_DIR)/corpus/$$t fuzz/corpus/$$t \
+	    > $(REL_DIR)/fuzz-$$t.log 2>&1 \
+	  || { tail -n 60 $(REL_DIR)/fuzz-$$t.log; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units' $(REL_DIR)/fuzz-$$t.log; \
+	done
+
+# The C tests, built by CMake in $(REL_DIR), under TSan / memcheck.
+$(REL_DIR)/tsan/Makefile:
+	cmake -S . -B $(REL_DIR)/tsan -DTRIP_SANITIZE=thread \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRIP_BUILD_BENCH=OFF
+
+stress: $(REL_DIR)/tsan/Makefile
+	cmake --build $(REL_DIR)/tsan -j2 --target test_stress
+	TRIP_STRESS_SCALE=$(TRIP_STRESS_SCALE) TSAN_OPTIONS=halt_on_error=1 \
+		$(REL_NICE) $(REL_DIR)/tsan/test_stress
+
+$(REL_DIR)/memcheck/Makefile:
+	cmake -S . -B $(REL_DIR)/memcheck -DCMAKE_BUILD_TYPE=Debug \
+		-DTRIP_BUILD_BENCH=OFF
+
+valgrind: $(REL_DIR)/memcheck/Makefile
+	cmake --build $(REL_DIR)/memcheck -j2
+	@fail=0; for t in $(REL_DIR)/memcheck/test_*; do \
+	  [ -x "$$t" ] || continue; \
+	  echo "valgrind: $$(basename $$t)"; \
+	  TRIP_STRESS_SCALE=$(VALGRIND_STRESS_SCALE) valgrind -q \
+	    --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	    --errors-for-leak-kinds=definite,indirect,possible \
+	    --error-exitcode=1 $$t > $(REL_DIR)/valgrind-$$(basename $$t).log \
+	    2>&1 || { fail=1; tail -n 40 \
+	    $(REL_DIR)/valgrind-$$(basename $$t).log; }; \
+	done; exit $$fail
+
+reliability-clean:
+	rm -rf $(REL_DIR)
+
+test-extra:: fuzz-short
