@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Threads: exact counts and no serialisation of guarded calls."""
+import threading
+
+import pytest
+
+import tripsense
+from conftest import Boom
+
+
+def _never_trips(name, **kw):
+    return tripsense.Breaker(name, consecutive_failures=0, failure_rate=0,
+                             consecutive_timeouts=0, adaptive=False, **kw)
+
+
+def test_many_threads_give_exact_counts():
+    b = _never_trips("threads")
+    n_threads, per = 8, 3000
+
+    def work():
+        for i in range(per):
+            if i % 3 == 0:
+                try:
+                    b.call(_fail)
+                except Boom:
+                    pass
+            else:
+                b.call(_ok)
+
+    ts = [threading.Thread(target=work) for _ in range(n_threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    s = b.snapshot()
+    assert s.calls == n_threads * per
+    assert s.failures == n_threads * (per // 3)
+    assert s.successes == n_threads * per - s.failures
+    assert s.in_flight == 0
+
+
+def _ok():
+    return None
+
+
+def _fail():
+    raise Boom()
+
+
+@pytest.mark.parametrize("form", ["call", "decorator", "with"])
+def test_guarded_calls_run_at_the_same_time(form):
+    # every thread waits inside its guarded call for all the others: if the
+    # breaker serialised calls, the barrier would break instead
+    n = 6
+    b = _never_trips(f"concurrent-{form}")
+    barrier = threading.Barrier(n, timeout=30)
+    seen = []
+
+    def inside():
+        barrier.wait()
+        seen.append(b.snapshot().in_flight)
+
+    guarded = b(inside)
+
+    def run():
+        if form == "call":
+            b.call(inside)
+        elif form == "decorator":
+            guarded()
+        else:
+            with b:
+                inside()
+
+    ts = [threading.Thread(target=run) for _ in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not barrier.broken
+    assert b.snapshot().successes == n
+    assert max(seen) == n  # all n were in flight together
+
+
+def test_context_manager_tickets_are_per_thread():
+    b = _never_trips("cm")
+    n = 4
+    barrier = threading.Barrier(n, timeout=30)
+    errors = []
+
+    def run(i):
+        for _ in range(200):
+            try:
+                with b:
+                    if i % 2:
+                        raise Boom()
+            except Boom:
+                pass
+            except Exception as e:  # a ticket mix-up would show here
+                errors.append(e)
+        barrier.wait()
+
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
+    s = b.snapshot()
+    assert (s.calls, s.failures, s.in_flight) == (800, 400, 0)
+
+
+def test_history_flush_while_threads_call(tmp_path):
+    b = _never_trips("hist", history=str(tmp_path / "t.db"))
+    stop = threading.Event()
+
+    def work():
+        while not stop.is_set():
+            b.call(_ok)
+
+    ts = [threading.Thread(target=work) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for _ in range(5):
+        b.store.flush()  # releases the GIL: the callers keep running
+    stop.set()
+    for t in ts:
+        t.join()
+    b.store.flush()
+    st = b.store.status()
+    assert st["written"] + st["dropped_full"] == b.snapshot().calls
