@@ -67,8 +67,14 @@ enum {
     TRIP_BM_LOGQ = 5,      /* log of cfg->latency_quantile if not p95/p99 */
     TRIP_BM_INVN_P99 = 6,  /* 1/samples behind each log p99 observation */
     TRIP_BM_INVN_Q = 7,    /* 1/samples behind each TRIP_BM_LOGQ one */
-    TRIP_BM_COUNT_ = 8
+    TRIP_BM_RATE_EX = 8,   /* (rate - mean)^2 - mean(1-mean)/calls */
+    TRIP_BM_COUNT_ = 9
 };
+
+/* Rate observations with fewer expected failures than this do not feed
+ * TRIP_BM_RATE_EX: their sampling noise would drown the between-window
+ * variance it estimates (a night window of 12 calls is 0 or 8%). */
+#define TRIP_EX_MIN_EXPECTED_ 1.0
 
 /* The 1/samples statistic that goes with a log quantile metric: each
  * quantile is learned from the windows that support it (p99 needs five
@@ -219,5 +225,14 @@ void trip__gsl_init(void);
  * phi == 1 is the plain binomial. NaN on a numerical failure.
  */
 double trip__binomial_tail(int64_t k, int64_t n, double p, double phi);
+
+/*
+ * The same with the rate's learned between-window variance ex >= 0: the
+ * rate varies as a Beta with variance at least ex (its M + 1 at most
+ * p(1-p)/ex), so a service whose failures cluster by the minute is judged
+ * against its own clustering, not only against phi.
+ */
+double trip__binomial_tail_ex(int64_t k, int64_t n, double p, double phi,
+                              double ex);
 
 #endif /* TRIPSENSE_ADAPTIVE_INTERNAL_H */

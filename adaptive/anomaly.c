@@ -48,11 +48,16 @@ trip__quantile_cq(double q)
     return q * (1 - q) / (d * d);
 }
 
-/* Between-window variance of the rate beyond binomial sampling noise:
- * the learned variance minus mean(p(1-p)/calls) of its observations. */
+/* Between-window variance of the rate beyond binomial sampling noise: the
+ * mean excess of windows with enough expected failures to measure it, else
+ * the learned variance minus mean(p(1-p)/calls) of its observations (which
+ * windows of very different volume make unreliable: see baseline.c). */
 static double
 trip_rate_excess_var_(const trip__bcell *c)
 {
+    const trip__ewstat *x = &c->m[TRIP_BM_RATE_EX];
+    if (x->n >= 2)
+        return x->mean > 0 ? x->mean : 0;
     const trip__ewstat *r = &c->m[TRIP_BM_RATE];
     double mu = r->mean < 0 ? 0 : (r->mean > 1 ? 1 : r->mean);
     double samp = mu * (1 - mu) * c->m[TRIP_BM_INVN_RATE].mean;
@@ -76,15 +81,16 @@ trip__judge_rate(const trip_config *cfg, const trip__bcell *c, int64_t calls,
         p0 = 1;
     double phi = cfg->binomial_overdispersion;
     double n = (double)calls;
+    double ex = trip_rate_excess_var_(c);
     v->p0 = p0;
-    v->sd = sqrt(trip_rate_excess_var_(c) + phi * p0 * (1 - p0) / n);
+    v->sd = sqrt(ex + phi * p0 * (1 - p0) / n);
     v->z = trip__zscore(v->rate, p0, v->sd, cfg->anomaly_sigma_floor);
     if (v->sd < cfg->anomaly_sigma_floor)
         v->sd = cfg->anomaly_sigma_floor;
     int effect = v->rate >= cfg->anomaly_rate_effect * p0 && failures > 0;
     if (n * p0 < TRIP_LOWVOL_EXPECTED_) {
         v->low_volume = 1;
-        v->tail = trip__binomial_tail(failures, calls, p0, phi);
+        v->tail = trip__binomial_tail_ex(failures, calls, p0, phi, ex);
         v->anomalous = cfg->binomial_p > 0 && effect &&
                        v->tail <= cfg->binomial_p;
     } else {

@@ -121,6 +121,15 @@ trip_cell_observe_(trip__baseline *b, trip__bcell *c, const trip__bobs *o,
     static const int metric[3] = {TRIP_BM_LOGP95, TRIP_BM_LOGP99,
                                   TRIP_BM_LOGQ};
     if (o->calls > 0 && isfinite(o->rate)) {
+        const trip__ewstat *r = &c->m[TRIP_BM_RATE];
+        if (r->n >= 2 && o->calls * r->mean >= TRIP_EX_MIN_EXPECTED_) {
+            /* the window's squared surprise beyond its own sampling
+             * variance: an unbiased estimate of the between-window
+             * variance, from windows where it is not all noise */
+            double d = o->rate - r->mean;
+            double e = d * d - r->mean * (1 - r->mean) / o->calls;
+            trip__ewstat_add(&c->m[TRIP_BM_RATE_EX], e, t, b->half_life_ns);
+        }
         trip_stat_observe_(b, &c->m[TRIP_BM_RATE], o->rate, 0.01, t);
         trip__ewstat_add(&c->m[TRIP_BM_INVN_RATE], 1.0 / o->calls, t,
                          b->half_life_ns);

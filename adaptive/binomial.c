@@ -29,14 +29,24 @@ trip__gsl_init(void)
     pthread_once(&trip_gsl_once_, trip_gsl_off_);
 }
 
-/* Prior size M = a + b of the rate's Beta(a, b): variance inflation phi at
- * n calls, but never a rate spread wider than CV^2 = phi - 1. */
+/* Prior size M = a + b of the rate's Beta(a, b), whose variance is
+ * p(1-p)/(M+1): variance inflation phi at n calls, but never a rate spread
+ * wider than CV^2 = phi - 1; and at least the learned between-window
+ * variance ex of the rate, when there is one. */
 static double
-trip_bb_size_(int64_t n, double p, double phi)
+trip_bb_size_(int64_t n, double p, double phi, double ex)
 {
-    double m_match = ((double)n - 1.0) / (phi - 1.0) - 1.0;
-    double m_min = (1.0 - p) / (p * (phi - 1.0)) - 1.0;
-    double m = m_match > m_min ? m_match : m_min;
+    double m = INFINITY;
+    if (phi > 1.0) {
+        double m_match = ((double)n - 1.0) / (phi - 1.0) - 1.0;
+        double m_min = (1.0 - p) / (p * (phi - 1.0)) - 1.0;
+        m = m_match > m_min ? m_match : m_min;
+    }
+    if (ex > 0) {
+        double m_ex = p * (1.0 - p) / ex - 1.0;
+        if (m_ex < m)
+            m = m_ex;
+    }
     return m > 1e-3 ? m : 1e-3;
 }
 
@@ -62,9 +72,9 @@ trip_bb_ratio_(int64_t k, int64_t n, double a, double b)
 }
 
 static double
-trip_bb_tail_(int64_t k0, int64_t n, double p, double phi)
+trip_bb_tail_(int64_t k0, int64_t n, double p, double phi, double ex)
 {
-    double m = trip_bb_size_(n, p, phi);
+    double m = trip_bb_size_(n, p, phi, ex);
     double a = p * m, b = (1.0 - p) * m;
     double sum = 0;
     if ((double)k0 > (double)n * p) {
@@ -97,7 +107,13 @@ trip_bb_tail_(int64_t k0, int64_t n, double p, double phi)
 double
 trip__binomial_tail(int64_t k, int64_t n, double p, double phi)
 {
-    if (n < 0 || !(p >= 0 && p <= 1) || !(phi >= 1) ||
+    return trip__binomial_tail_ex(k, n, p, phi, 0.0);
+}
+
+double
+trip__binomial_tail_ex(int64_t k, int64_t n, double p, double phi, double ex)
+{
+    if (n < 0 || !(p >= 0 && p <= 1) || !(phi >= 1) || !(ex >= 0) ||
         n > (int64_t)UINT32_MAX / 2)
         return NAN;
     if (k <= 0)
@@ -109,9 +125,9 @@ trip__binomial_tail(int64_t k, int64_t n, double p, double phi)
     if (p >= 1)
         return 1.0;
     trip__gsl_init();
-    if (phi <= 1.0) {
+    if (phi <= 1.0 && !(ex > 0)) {
         double q = gsl_cdf_binomial_Q((unsigned)(k - 1), p, (unsigned)n);
         return isfinite(q) ? q : NAN;
     }
-    return trip_bb_tail_(k, n, p, phi);
+    return trip_bb_tail_(k, n, p, phi, ex);
 }

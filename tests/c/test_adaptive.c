@@ -202,6 +202,31 @@ test_adaptive_binomial_bad_input_is_nan(void **state)
     assert_close(trip__binomial_tail(2, 4, 1, 2), 1, 0);
 }
 
+/* The learned between-window variance ex of the rate widens the
+ * beta-binomial: at ex = p(1-p)/(M+1) it is the beta-binomial of prior size
+ * M, whatever phi says, so the golden phi = 2 tails (M = 598 at n = 600,
+ * p = 1%) are reproduced from ex with phi = 1. */
+static void
+test_adaptive_binomial_tail_learned_variance(void **state)
+{
+    (void)state;
+    double p = 0.01, ex = p * (1 - p) / 599.0;
+    assert_close(trip__binomial_tail_ex(30, 600, p, 1.0, ex),
+                 8.964799055885196e-06, 1e-6);
+    assert_close(trip__binomial_tail_ex(12, 600, p, 1.0, ex),
+                 0.07092067992151939, 1e-6);
+    /* ex = 0 is the phi-only tail; a smaller ex than phi implies changes
+     * nothing; a larger one makes the tail heavier */
+    assert_close(trip__binomial_tail_ex(30, 600, p, 2.0, 0.0),
+                 trip__binomial_tail(30, 600, p, 2.0), 1e-12);
+    assert_close(trip__binomial_tail_ex(30, 600, p, 2.0, ex / 10),
+                 trip__binomial_tail(30, 600, p, 2.0), 1e-12);
+    assert_true(trip__binomial_tail_ex(30, 600, p, 2.0, ex * 5) >
+                10 * trip__binomial_tail(30, 600, p, 2.0));
+    assert_true(isnan(trip__binomial_tail_ex(3, 4, p, 2.0, -1e-6)));
+    assert_true(isnan(trip__binomial_tail_ex(3, 4, p, 2.0, NAN)));
+}
+
 static void
 test_adaptive_hour_of_week_golden(void **state)
 {
@@ -518,6 +543,39 @@ test_adaptive_sampling_variance_per_quantile(void **state)
     assert_int_equal(b.global.m[TRIP_BM_INVN_Q].n, 0);
 }
 
+/* The rate's between-window variance is learned from the windows with
+ * enough expected failures to show it: a quarter of 12-call night windows
+ * (sampling variance 8e-4, thirty times the signal) must not hide it. */
+static void
+test_adaptive_rate_excess_variance(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    trip_config_init(&cfg);
+    cfg.seasonality = TRIP_SEASON_NONE;
+    cfg.baseline_half_life_h = 8760;
+    cfg.anomaly_sigma_floor = 0; /* read sqrt(ex) from the sd at huge n */
+    trip__baseline b;
+    trip__baseline_init(&b, &cfg);
+    sim s = {.rng = 17};
+    double sd_log = 0.5; /* per-window rate multiplier, mean 1 */
+    double ex = 0.01 * 0.01 * (exp(sd_log * sd_log) - 1); /* 2.84e-5 */
+    for (int i = 0; i < 4000; i++) {
+        int64_t n = i % 4 == 0 ? 12 : 600;
+        double p = i % 4 == 0 ? 0.01
+                              : 0.01 * exp(sd_log * sim_normal(&s) -
+                                           sd_log * sd_log / 2);
+        trip__bobs o = {(double)sim_binom(&s, n, p) / (double)n, (double)n,
+                        {NAN, NAN, NAN}, 0};
+        trip__baseline_observe(&b, &o, T0_ + (i + 1) * MIN_);
+    }
+    trip__rate_verdict v;
+    trip__judge_rate(&cfg, &b.global, 1000000000, 10000000, &v);
+    print_message("learned between-window sd %.5f, true %.5f\n", v.sd,
+                  sqrt(ex));
+    assert_close(v.sd, sqrt(ex), 0.2);
+}
+
 static void
 test_adaptive_ewma_rule(void **state)
 {
@@ -605,9 +663,10 @@ test_adaptive_export_import_roundtrip(void **state)
     trip_baseline_row *rows = calloc(cap, sizeof *rows);
     assert_non_null(rows);
     size_t n = trip__adaptive_export(a, 7, t, rows, cap);
-    /* global + 3 hour-of-week cells, 6 metrics each: rate, 1/calls, log
-     * p95 and p99 and the 1/samples of each (no extra quantile) */
-    assert_int_equal(n, 4 * 6);
+    /* global + 3 hour-of-week cells, 7 metrics each: rate, 1/calls, the
+     * rate's excess variance, log p95 and p99 and the 1/samples of each
+     * (no extra quantile) */
+    assert_int_equal(n, 4 * 7);
     assert_int_equal(rows[0].bucket, -1);
     assert_int_equal(rows[0].breaker_id, 7);
     assert_int_equal(rows[0].n, 179);
@@ -701,6 +760,7 @@ main(void)
         cmocka_unit_test(test_adaptive_ewstat_golden),
         cmocka_unit_test(test_adaptive_binomial_tails_golden),
         cmocka_unit_test(test_adaptive_binomial_bad_input_is_nan),
+        cmocka_unit_test(test_adaptive_binomial_tail_learned_variance),
         cmocka_unit_test(test_adaptive_hour_of_week_golden),
         cmocka_unit_test(test_adaptive_seasonal_baseline_golden),
         cmocka_unit_test(test_adaptive_auto_detects_weekly_pattern),
@@ -712,6 +772,7 @@ main(void)
         cmocka_unit_test(test_adaptive_percentile_rules),
         cmocka_unit_test(test_adaptive_tail_support),
         cmocka_unit_test(test_adaptive_sampling_variance_per_quantile),
+        cmocka_unit_test(test_adaptive_rate_excess_variance),
         cmocka_unit_test(test_adaptive_ewma_rule),
         cmocka_unit_test(test_adaptive_off_and_not_closed_are_silent),
         cmocka_unit_test(test_adaptive_outage_not_learned),

@@ -8,6 +8,7 @@
 #include "adaptive_internal.h"
 #include "breaker_internal.h"
 #include "test_util.h"
+#include "traffic_sim.h"
 
 #define T0_ (1704067200LL * TEST_S_) /* Monday 2024-01-01 00:00 UTC */
 #define HOUR_ (3600 * TEST_S_)
@@ -249,6 +250,106 @@ test_adaptive_behaviour_night_outage(void **state)
     run_end(&r);
 }
 
+/* ---- false trips per week with the defaults --------------------------- */
+
+/* Healthy traffic profiles for the false-trip measurement (docs/
+ * algorithms.md, "Defaults"): the generator of traffic_sim.h with its
+ * volume, failure rate and overdispersion varied. */
+typedef struct profile {
+    const char *name;
+    double busy, evening, night, fail, fail_disp, lat_disp;
+} profile;
+
+static const profile profiles[] = {
+    {"10/s busy, 0.8%", 10, 2, 0.2, 0.008, 0.4, 0.1},
+    {"50/s busy, 0.5%", 50, 10, 1, 0.005, 0.5, 0.1},
+    {"2/s busy, 1%", 2, 0.5, 0.05, 0.01, 0.3, 0.1},
+    {"10/s, bursty", 10, 2, 0.2, 0.008, 0.8, 0.2},
+    {"3/s, 4/min nights", 3, 0.5, 0.07, 0.01, 0.5, 0.1},
+};
+
+static void
+count_trip(int kind, const trip_transition *t, void *user)
+{
+    int64_t *trips = user;
+    if (kind == TRIP_EVENT_TRANSITION && t->from == TRIP_CLOSED &&
+        t->to == TRIP_OPEN) {
+        (*trips)++;
+        if (getenv("TRIP_TEST_VERBOSE"))
+            print_message("  trip: %s score %g threshold %g baseline %g "
+                          "samples %lld\n",
+                          trip_rule_name(t->reason.rule), t->reason.score,
+                          t->reason.threshold, t->reason.baseline,
+                          (long long)t->reason.samples);
+    }
+}
+
+/* Trips of a breaker with cfg over `weeks` weeks of profile p's healthy
+ * traffic, generated a week at a time to bound memory. */
+static int64_t
+healthy_trips(const trip_config *cfg, const profile *p, int weeks,
+              uint64_t seed)
+{
+    sim_traffic t = sim_default(seed);
+    t.busy_rps = p->busy;
+    t.evening_rps = p->evening;
+    t.night_rps = p->night;
+    t.fail = p->fail;
+    t.fail_disp = p->fail_disp;
+    t.lat_disp = p->lat_disp;
+    trip_clock *clk;
+    trip_breaker *b;
+    int64_t trips = 0;
+    assert_int_equal(trip_clock_manual_new(SIM_T0_, 0, &clk), TRIP_OK);
+    assert_int_equal(trip_breaker_new("healthy", cfg, clk, &b), TRIP_OK);
+    assert_int_equal(trip_breaker_add_listener(b, count_trip, &trips, NULL),
+                     TRIP_OK);
+    for (int w = 0; w < weeks; w++) {
+        size_t n;
+        trip_event *ev = sim_generate(&t, SIM_T0_ + w * SIM_WEEK_,
+                                      SIM_T0_ + (w + 1) * SIM_WEEK_, &n);
+        assert_non_null(ev);
+        for (size_t i = 0; i < n; i++) {
+            trip_ticket tk;
+            trip_clock_set(clk, ev[i].wall_ns);
+            if (trip_allow(b, &tk) == TRIP_PASS)
+                trip_record_latency(b, &tk, ev[i].outcome, ev[i].latency_s);
+        }
+        free(ev);
+    }
+    trip_breaker_free(b);
+    trip_clock_free(clk);
+    return trips;
+}
+
+/*
+ * Issue 5: with nothing set, about one false trip a week at most on
+ * healthy traffic. TRIP_FALSE_TRIP_WEEKS (default 1) sets the weeks per
+ * profile; the figures in docs/algorithms.md come from 4.
+ */
+static void
+test_adaptive_behaviour_default_false_trips(void **state)
+{
+    (void)state;
+    const char *env = getenv("TRIP_FALSE_TRIP_WEEKS");
+    int weeks = env ? atoi(env) : 1;
+    if (weeks < 1)
+        weeks = 1;
+    trip_config cfg;
+    trip_config_init(&cfg);
+    int64_t total = 0;
+    size_t np = sizeof profiles / sizeof profiles[0];
+    for (size_t i = 0; i < np; i++) {
+        int64_t trips = healthy_trips(&cfg, &profiles[i], weeks, 100 + i);
+        print_message("defaults, %-18s: %lld false trips in %d weeks "
+                      "(%.2f a week)\n", profiles[i].name, (long long)trips,
+                      weeks, (double)trips / weeks);
+        total += trips;
+        assert_true(trips <= 2 * weeks);
+    }
+    assert_true((double)total / (weeks * (double)np) <= 1.0);
+}
+
 int
 main(void)
 {
@@ -258,6 +359,7 @@ main(void)
         cmocka_unit_test(test_adaptive_behaviour_brownout),
         cmocka_unit_test(test_adaptive_behaviour_latency_doubling),
         cmocka_unit_test(test_adaptive_behaviour_night_outage),
+        cmocka_unit_test(test_adaptive_behaviour_default_false_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -111,6 +111,7 @@ sim_generate(sim_traffic *t, int64_t from, int64_t to, size_t *n)
 {
     size_t cap = 1 << 16, k = 0;
     trip_event *ev = malloc(cap * sizeof *ev);
+    *n = 0;
     for (int64_t s = from; ev != NULL && s < to; s += SIM_S_) {
         double lambda = sim_rps(t, s), u = sim_unif(&t->rng);
         double pk = exp(-lambda), cdf = pk;
