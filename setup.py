@@ -45,4 +45,6 @@ setup(
     },
     entry_points={"console_scripts": ["tripsense = tripsense.cli:main"]},
     zip_safe=False,
+    # keep setuptools' objects apart from CMake's build tree
+    options={"build": {"build_base": "build/python"}},
 )
