@@ -126,6 +126,25 @@ valgrind: $(REL_DIR)/memcheck/Makefile
 	    $(REL_DIR)/valgrind-$$(basename $$t).log; }; \
 	done; exit $$fail
 
+# Soak: 4 processes x SOAK_HOURS simulated hours on one history file, then
+# SOAK_KILLS SIGKILLs of a writer; figures in docs/reliability.md.
+SOAK_HOURS ?= 48
+SOAK_PROCS ?= 4
+SOAK_KILLS ?= 100
+SOAK_CC ?= cc
+SOAK_PROC := $(REL_DIR)/soak/soak_proc
+
+$(SOAK_PROC): tests/soak/soak_proc.c $(REL_SOURCES)
+	@mkdir -p $(dir $@)
+	$(SOAK_CC) -O2 -g -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra \
+		$(REL_INCLUDES) $^ $(REL_LIBS) -o $@
+
+soak: $(SOAK_PROC)
+	$(REL_NICE) sh tests/soak/soak.sh $(SOAK_PROC) $(REL_DIR)/soak/work \
+		$(SOAK_HOURS) $(SOAK_PROCS)
+	$(REL_NICE) bash tests/soak/crash_loop.sh $(SOAK_PROC) \
+		$(REL_DIR)/soak/crash $(SOAK_KILLS)
+
 reliability-clean:
 	rm -rf $(REL_DIR)
 
