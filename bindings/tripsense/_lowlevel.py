@@ -95,14 +95,11 @@ class CircuitOpenError(TripsenseError):
         score: float = float("nan"),
         threshold: float = float("nan"),
     ) -> None:
-        msg = (
-            f"circuit {breaker!r} is {state}: call {decision}"
-            f" (last trip: {reason}"
-        )
-        if reason != "none" and score == score:
-            msg += f", score {score:.6g} >= {threshold:.6g}"
-        msg += f"); retry after {retry_after:.3f} s"
-        super().__init__(msg, 0)
+        # cheap on purpose: this is the rejected path; the message is built
+        # only when someone reads it
+        Exception.__init__(self, breaker)
+        self.status = 0
+        self.status_name = ""
         self.breaker = breaker
         self.state = state
         self.decision = decision
@@ -111,6 +108,18 @@ class CircuitOpenError(TripsenseError):
         self.retry_after = retry_after
         self.score = score
         self.threshold = threshold
+
+    def __str__(self) -> str:
+        msg = (
+            f"circuit {self.breaker!r} is {self.state}: call {self.decision}"
+            f" (last trip: {self.reason}"
+        )
+        if self.reason != "none" and self.score == self.score:
+            msg += f", score {self.score:.6g} >= {self.threshold:.6g}"
+        return msg + f"); retry after {self.retry_after:.3f} s"
+
+    def __repr__(self) -> str:
+        return f"CircuitOpenError({str(self)!r})"
 
     def __reduce__(self) -> Any:
         return (

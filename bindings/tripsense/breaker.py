@@ -46,7 +46,35 @@ _allow = lib.trip_allow
 _allow_priority = lib.trip_allow_priority
 _record = lib.trip_record
 _record_weighted = lib.trip_record_weighted
-_new_ticket = functools.partial(ffi.new, "trip_ticket *")
+_TICKET = ffi.typeof("trip_ticket *")
+_SNAP = ffi.typeof("trip_snapshot *")
+_tls = threading.local()
+
+
+def _take() -> Any:
+    """A ticket buffer from this thread's pool (ffi.new costs ~1 us)."""
+    try:
+        return _tls.free.pop()
+    except (AttributeError, IndexError):
+        return ffi.new(_TICKET)
+
+
+def _give(t: Any) -> None:
+    """Return a ticket buffer once C is done with it."""
+    try:
+        fl = _tls.free
+    except AttributeError:
+        fl = _tls.free = []
+    if len(fl) < 32:
+        fl.append(t)
+
+
+def _scratch_snapshot() -> Any:
+    try:
+        return _tls.snap
+    except AttributeError:
+        _tls.snap = ffi.new(_SNAP)
+        return _tls.snap
 
 
 def _rule_name(rule: int) -> str:
@@ -669,7 +697,7 @@ class Breaker:
                 return self._closed_error()
             from ._lowlevel import _error
             return _error(d, "allow")
-        s = ffi.new("trip_snapshot *")
+        s = _scratch_snapshot()
         lib.trip_snapshot_get(self._b, s)
         r = s.last_trip
         return CircuitOpenError(self._name, STATE_NAMES[t.state], DECISION_NAMES[d],
@@ -706,7 +734,7 @@ class Breaker:
         return outcome
 
     def _admit(self, priority: Optional[int]) -> Tuple[Any, int]:
-        t = _new_ticket()
+        t = _take()
         p = self._priority if priority is None else priority
         if self._probe_fn is not None:
             st = lib.trip_breaker_state(self._b)
@@ -722,8 +750,10 @@ class Breaker:
                  kwargs: dict, cause: Optional[BaseException] = None) -> Any:
         fb = self._fallback if fallback is None else fallback
         if fb is not None and d > 0:
+            _give(t)
             return fb(*args, **kwargs)
         err = self._refusal(d, t)
+        _give(t)
         if cause is not None:
             raise err from cause
         raise err
@@ -739,8 +769,10 @@ class Breaker:
             r = f(*args, **kwargs)
         except BaseException as e:
             self._record_exc(t, e)
+            _give(t)
             raise
         _record(self._b, t, SUCCESS)
+        _give(t)
         return r
 
     def call(self, f: Callable[..., Any], *args: Any, retry: Any = None,
@@ -780,12 +812,14 @@ class Breaker:
                 r = f(*args, **kwargs)
             except BaseException as e:
                 outcome = self._record_exc(t, e)
+                _give(t)
                 if outcome == IGNORED or i + 1 >= retry.attempts or \
                         not retry.should_retry(e):
                     raise
                 last = e
                 continue
             _record(self._b, t, SUCCESS)
+            _give(t)
             return r
         raise AssertionError("unreachable")  # attempts >= 1 is validated
 
@@ -812,12 +846,14 @@ class Breaker:
                     outcome = TIMEOUT
                 else:
                     outcome = self._record_exc(t, e)
+                _give(t)
                 if retry is None or outcome == IGNORED or i + 1 >= attempts \
                         or not retry.should_retry(e):
                     raise
                 last = e
                 continue
             _record(self._b, t, SUCCESS)
+            _give(t)
             return r
         raise AssertionError("unreachable")
 
@@ -867,7 +903,9 @@ class Breaker:
     def _enter(self, priority: Optional[int]) -> "Breaker":
         t, d = self._admit(priority)
         if d:
-            raise self._refusal(d, t)
+            err = self._refusal(d, t)
+            _give(t)
+            raise err
         self._cv.set(self._cv.get() + (t,))
         return self
 
@@ -881,6 +919,7 @@ class Breaker:
             _record(self._b, t, SUCCESS)
         else:
             self._record_exc(t, e)
+        _give(t)
         return False
 
     def __enter__(self) -> "Breaker":
@@ -908,8 +947,13 @@ class Breaker:
         """
         t, d = self._admit(self._check_priority(priority))
         if d:
-            raise self._refusal(d, t)
-        return Ticket(t, "pass", STATE_NAMES[t.state])
+            err = self._refusal(d, t)
+            _give(t)
+            raise err
+        # the caller keeps this one: copy it out of the pool's buffer
+        own = ffi.new(_TICKET, t[0])
+        _give(t)
+        return Ticket(own, "pass", STATE_NAMES[t.state])
 
     def record(self, ticket: Ticket, outcome: str, latency: Optional[float] = None,
                weight: Optional[float] = None) -> None:
@@ -963,7 +1007,7 @@ class Breaker:
                     return None
             else:
                 return None
-            t = _new_ticket()
+            t = ffi.new(_TICKET)
             if _allow_priority(b, t, 255) != PASS:
                 return None
             self._last_probe_ns = now

@@ -55,7 +55,10 @@ def _time_ns(t: Any) -> np.ndarray:
         return np.round(a * NS).astype(np.int64)
     if a.dtype.kind == "O" and pd is not None:
         try:
-            idx = pd.DatetimeIndex(pd.to_datetime(a, utc=True))
+            try:  # ISO 8601 strings whose precision varies row to row
+                idx = pd.DatetimeIndex(pd.to_datetime(a, utc=True, format="ISO8601"))
+            except (ValueError, TypeError):
+                idx = pd.DatetimeIndex(pd.to_datetime(a, utc=True))
         except (ValueError, TypeError) as e:
             raise InvalidConfigError(f"events: cannot read time: {e}") from None
         return idx.tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)

@@ -171,3 +171,11 @@ def test_calibrate_returns_a_usable_config():
     tripsense.Breaker("calibrated", **cal.config)  # a valid config
     with pytest.raises(tripsense.InvalidConfigError, match="budget"):
         tripsense.calibrate(_frame(t, outcome, lat), budget_per_week=0)
+
+
+def test_replay_reads_iso_strings_of_varying_precision():
+    t0 = pd.Timestamp("2026-03-02 12:00", tz="UTC")
+    times = [(t0 + pd.Timedelta(milliseconds=100 * i)).isoformat() for i in range(50)]
+    df = pd.DataFrame({"time": times, "outcome": ["success"] * 50, "latency_s": 0.01})
+    r = tripsense.replay(df)
+    assert r.decisions.index[0] == t0 and r.decisions.index[1] == t0 + pd.Timedelta("100ms")
