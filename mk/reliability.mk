@@ -24,6 +24,10 @@ TRIP_EXTRA_SRCS ?=
 TRIP_STRESS_SCALE ?= 1
 VALGRIND_STRESS_SCALE ?= 0.02
 REL_NICE ?= nice -n 10
+# Defaults when this file is used alone (make -f mk/reliability.mk).
+JOBS ?= 2
+TSAN_ENV ?= TSAN_OPTIONS=halt_on_error=1
+TSAN_RUN ?=
 
 REL_SOURCES := $(shell grep -v '^\s*\#' sources.txt | grep -v '^\s*$$')
 REL_INCLUDES := -Iinclude -Ilibcore -Iadaptive -I.
@@ -105,18 +109,25 @@ $(REL_DIR)/tsan/Makefile:
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRIP_BUILD_BENCH=OFF
 
 stress: $(REL_DIR)/tsan/Makefile
-	cmake --build $(REL_DIR)/tsan -j2 --target test_stress
-	TRIP_STRESS_SCALE=$(TRIP_STRESS_SCALE) TSAN_OPTIONS=halt_on_error=1 \
+	cmake --build $(REL_DIR)/tsan -j$(JOBS) --target test_stress
+	TRIP_STRESS_SCALE=$(TRIP_STRESS_SCALE) $(TSAN_ENV) $(TSAN_RUN) \
 		$(REL_NICE) $(REL_DIR)/tsan/test_stress
 
+# The two long simulations run the engine paths that test_replay and
+# test_adaptive cover; under memcheck they would take hours, and they run
+# under ASan+LSan in make sanitize.
+VALGRIND_SKIP ?= test_adaptive_behaviour test_calibrate
+
 $(REL_DIR)/memcheck/Makefile:
-	cmake -S . -B $(REL_DIR)/memcheck -DCMAKE_BUILD_TYPE=Debug \
+	cmake -S . -B $(REL_DIR)/memcheck -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 		-DTRIP_BUILD_BENCH=OFF
 
 valgrind: $(REL_DIR)/memcheck/Makefile
-	cmake --build $(REL_DIR)/memcheck -j2
+	cmake --build $(REL_DIR)/memcheck -j$(JOBS)
 	@fail=0; for t in $(REL_DIR)/memcheck/test_*; do \
 	  [ -x "$$t" ] || continue; \
+	  case " $(VALGRIND_SKIP) " in *" $$(basename $$t) "*) \
+	    echo "valgrind: $$(basename $$t) skipped"; continue;; esac; \
 	  echo "valgrind: $$(basename $$t)"; \
 	  TRIP_STRESS_SCALE=$(VALGRIND_STRESS_SCALE) valgrind -q \
 	    --leak-check=full --show-leak-kinds=definite,indirect,possible \
