@@ -26,11 +26,20 @@
  * low bits of the id: exact while a store has fewer breakers than this. */
 #define TRIP__SLOTS 1024
 
-/* One ring slot: Vyukov's bounded queue, sequence-numbered. */
+/* One ring slot of Vyukov's bounded queue: the record's fields and a
+ * 32-bit sequence number in 32 bytes, two slots per cache line (the
+ * sequence is compared as a signed difference, so it may wrap). */
 typedef struct trip__slot {
-    _Atomic uint64_t seq;
-    trip__outcome_rec rec;
+    int64_t wall_ns;
+    int64_t latency_ns;
+    int32_t breaker_id;
+    int8_t outcome;
+    uint8_t state, decision, slow;
+    float weight;
+    _Atomic uint32_t seq;
 } trip__slot;
+
+_Static_assert(sizeof(trip__slot) == 32, "a ring slot is 32 bytes");
 
 /* A growable array of rows queued for the writer (rollups, transitions,
  * baselines), guarded by the store's queue mutex. */
@@ -66,11 +75,9 @@ struct trip_store {
     uint64_t mask;
     _Alignas(64) _Atomic uint64_t tail;
     _Alignas(64) _Atomic uint64_t head; /* written by the writer only */
-    _Alignas(64) _Atomic int64_t accepted;
-    _Atomic int64_t dropped_full;
-    _Atomic int64_t sampled_out;
+    _Alignas(64) _Atomic int64_t sampled_out;
     _Atomic uint64_t sample_ctr[TRIP__SLOTS];
-    _Atomic int64_t dropped_by[TRIP__SLOTS];
+    _Atomic int64_t dropped_by[TRIP__SLOTS]; /* ring full + write errors */
 
     /* queued rows of the roll path */
     pthread_mutex_t q_mu;

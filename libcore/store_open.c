@@ -122,7 +122,8 @@ trip_connect_(trip_store *s, int read_only, sqlite3 **out)
     int flags = read_only ? SQLITE_OPEN_READONLY
                           : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(s->path, &db, flags | SQLITE_OPEN_FULLMUTEX,
+    /* NOMUTEX: every use of a connection is under the store's own mutex */
+    int rc = sqlite3_open_v2(s->path, &db, flags | SQLITE_OPEN_NOMUTEX,
                              s->vfs);
     if (rc != SQLITE_OK) {
         int st = trip__sqlite_status(rc);
@@ -222,7 +223,7 @@ trip_store_alloc_(const char *path, const trip_store_opts *o)
     }
     s->mask = o->ring_capacity - 1;
     for (uint64_t i = 0; i <= s->mask; i++)
-        atomic_init(&s->ring[i].seq, i);
+        atomic_init(&s->ring[i].seq, (uint32_t)i);
     s->memory = strcmp(path, ":memory:") == 0 || path[0] == '\0';
     return s;
 }
@@ -334,10 +335,13 @@ trip_store_status_get(trip_store *s, trip_store_status *st)
     pthread_mutex_lock(&s->msg_mu);
     memcpy(st->message, s->message, sizeof st->message);
     pthread_mutex_unlock(&s->msg_mu);
-    st->accepted = atomic_load(&s->accepted);
+    st->accepted = (int64_t)atomic_load(&s->tail);
     st->written = atomic_load(&s->written);
-    st->dropped_full = atomic_load(&s->dropped_full);
     st->dropped_error = atomic_load(&s->dropped_error);
+    int64_t lost = 0;
+    for (int i = 0; i < TRIP__SLOTS; i++)
+        lost += atomic_load_explicit(&s->dropped_by[i], memory_order_relaxed);
+    st->dropped_full = lost - st->dropped_error;
     st->sampled_out = atomic_load(&s->sampled_out);
     st->rollups_written = atomic_load(&s->rollups_written);
     st->transitions_written = atomic_load(&s->transitions_written);

@@ -40,19 +40,25 @@ trip__store_push_outcome(trip_store *s, const trip__outcome_rec *r)
     uint64_t pos = atomic_load_explicit(&s->tail, TRIP_RLX_);
     for (;;) {
         trip__slot *slot = &s->ring[pos & s->mask];
-        uint64_t seq = atomic_load_explicit(&slot->seq, memory_order_acquire);
-        int64_t dif = (int64_t)(seq - pos);
+        uint32_t seq = atomic_load_explicit(&slot->seq, memory_order_acquire);
+        int32_t dif = (int32_t)(seq - (uint32_t)pos);
         if (dif == 0) {
             if (atomic_compare_exchange_weak_explicit(
                     &s->tail, &pos, pos + 1, TRIP_RLX_, TRIP_RLX_)) {
-                slot->rec = *r;
-                atomic_store_explicit(&slot->seq, pos + 1,
+                slot->wall_ns = r->wall_ns;
+                slot->latency_ns = r->latency_ns;
+                slot->breaker_id = r->breaker_id;
+                slot->outcome = r->outcome;
+                slot->state = r->state;
+                slot->decision = r->decision;
+                slot->slow = r->slow;
+                slot->weight = r->weight;
+                atomic_store_explicit(&slot->seq, (uint32_t)pos + 1,
                                       memory_order_release);
-                atomic_fetch_add_explicit(&s->accepted, 1, TRIP_RLX_);
-                return 1;
+                return 1; /* accepted rows are counted by the tail */
             }
         } else if (dif < 0) {
-            atomic_fetch_add_explicit(&s->dropped_full, 1, TRIP_RLX_);
+            /* one counter per breaker; the total is their sum */
             atomic_fetch_add_explicit(
                 &s->dropped_by[(uint32_t)r->breaker_id % TRIP__SLOTS], 1,
                 TRIP_RLX_);

@@ -78,14 +78,18 @@ trip_drain_(trip_writer_ *w)
     uint64_t pos = atomic_load_explicit(&s->head, memory_order_relaxed);
     for (;;) {
         trip__slot *slot = &s->ring[pos & s->mask];
-        uint64_t seq = atomic_load_explicit(&slot->seq, memory_order_acquire);
-        if (seq != pos + 1)
+        uint32_t seq = atomic_load_explicit(&slot->seq, memory_order_acquire);
+        if (seq != (uint32_t)pos + 1)
             break;
+        trip__outcome_rec rec = {slot->wall_ns, slot->latency_ns,
+                                 slot->breaker_id, slot->outcome, slot->state,
+                                 slot->decision, slot->slow, slot->weight,
+                                 0};
         if (w->n < w->cap)
-            w->rows[w->n++] = slot->rec;
+            w->rows[w->n++] = rec;
         else
-            trip_lose_(s, &slot->rec, 1);
-        atomic_store_explicit(&slot->seq, pos + s->mask + 1,
+            trip_lose_(s, &rec, 1);
+        atomic_store_explicit(&slot->seq, (uint32_t)(pos + s->mask + 1),
                               memory_order_release);
         pos++;
     }
