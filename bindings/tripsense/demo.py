@@ -63,8 +63,8 @@ def _fresh(path: str) -> None:
             os.remove(path + suffix)
 
 
-def live_run(sim: Simulation, path: str, config: dict | None = None
-             ) -> dict[str, np.ndarray]:
+def live_run(sim: Simulation, path: str, config: dict | None = None,
+             **store_opts: Any) -> dict[str, np.ndarray]:
     """Drive every simulated call through live breakers with a history.
 
     One :class:`tripsense.Breaker` per dependency, each on its own
@@ -72,6 +72,10 @@ def live_run(sim: Simulation, path: str, config: dict | None = None
     one store at ``path``. The loop calls the C API directly (allow, then
     record the outcome and latency) so a month takes a minute or two, not
     the half hour the Python wrappers would.
+
+    ``store_opts`` are :class:`tripsense.Store` options; by default raw
+    rows are kept for failures, timeouts and slow calls only (rollups are
+    exact either way) and nothing expires. An existing file is replaced.
 
     Returns the decision of every call per breaker (0 pass, 1 rejected,
     2 limited).
@@ -82,8 +86,9 @@ def live_run(sim: Simulation, path: str, config: dict | None = None
     _fresh(path)
     # failures, timeouts and slow calls as raw rows (rollups stay exact);
     # keep everything: the simulated month lies in the past
-    store = Store(path, sample_mode="failures", retention_days=0,
-                  rollup_retention_days=0)
+    opts = {"sample_mode": "failures", "retention_days": 0,
+            "rollup_retention_days": 0, **store_opts}
+    store = Store(path, **opts)
     out: dict[str, np.ndarray] = {}
     breakers = []
     try:
@@ -108,6 +113,9 @@ def live_run(sim: Simulation, path: str, config: dict | None = None
                     record(bp, ticket, o, lat)
                 else:
                     dec[i] = d
+            # let the last minute end, so that its rollup is written too
+            set_clock(cp, max(sim.end_ns, clock.now_ns) + 61 * NS)
+            b.tick()
             out[name] = dec
         store.flush()
     finally:

@@ -247,7 +247,7 @@ def hour_of_week_band(index: Any, baselines: "pd.DataFrame", metric: str
     b = baselines[baselines["metric"].astype(str) == metric]
     idx = pd.DatetimeIndex(index)
     idx = idx.tz_convert("UTC") if idx.tz is not None else idx
-    how = (idx.dayofweek * 24 + idx.hour).to_numpy()
+    how = (idx.day_of_week * 24 + idx.hour).to_numpy()
     mean = np.full(len(idx), np.nan)
     sd = np.full(len(idx), np.nan)
     if len(b) == 0:
