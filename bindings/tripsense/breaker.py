@@ -360,6 +360,7 @@ class Breaker:
         self._keep = keep
         self._owner = owner  # a Registry that owns the C breaker, or None
         self._store: Any = None
+        self._reason_cache: Optional[tuple] = None
         self._listeners: Dict[int, Tuple[Any, _Listener]] = {}
         self._signals: Dict[str, int] = {}
         self._cv: contextvars.ContextVar = contextvars.ContextVar(
@@ -697,12 +698,23 @@ class Breaker:
                 return self._closed_error()
             from ._lowlevel import _error
             return _error(d, "allow")
-        s = _scratch_snapshot()
-        lib.trip_snapshot_get(self._b, s)
-        r = s.last_trip
+        # the last trip and the open deadline change only with the state
+        # generation: read a snapshot once per generation, not per refusal
+        c = self._reason_cache
+        if c is None or c[0] != t.generation:
+            s = _scratch_snapshot()
+            lib.trip_snapshot_get(self._b, s)
+            r = s.last_trip
+            c = (s.generation, _rule_name(r.rule), r.score, r.threshold,
+                 s.open_until_ns)
+            self._reason_cache = c
+        until = c[4]
+        retry_after = 0.0
+        if until:  # allow() does not read the clock when it rejects
+            now = self._now_ns()
+            retry_after = (until - now) / NS if until > now else 0.0
         return CircuitOpenError(self._name, STATE_NAMES[t.state], DECISION_NAMES[d],
-                                _rule_name(r.rule), s.ns_until_half_open / NS,
-                                r.score, r.threshold)
+                                c[1], retry_after, c[2], c[3])
 
     def _classify(self, e: BaseException) -> Tuple[int, float]:
         if not isinstance(e, Exception):
@@ -742,6 +754,7 @@ class Breaker:
                 # live traffic does not probe: the health probe does
                 self._kick_probe()
                 t.state = st
+                t.generation = 0  # never cached: refusal reads a snapshot
                 return t, REJECTED if st == OPEN else LIMITED
         d = _allow(self._b, t) if p is None else _allow_priority(self._b, t, p)
         return t, d
@@ -762,9 +775,24 @@ class Breaker:
               retry: Any, priority: Optional[int], fallback: Any) -> Any:
         if retry is not None:
             return self._call_retry(f, args, kwargs, retry, priority, fallback)
-        t, d = self._admit(priority)
+        if self._probe_fn is None:
+            # the hot path, inlined: one allow, the call, one record
+            try:
+                t = _tls.free.pop()
+            except (AttributeError, IndexError):
+                t = ffi.new(_TICKET)
+            p = self._priority if priority is None else priority
+            d = _allow(self._b, t) if p is None else _allow_priority(self._b, t, p)
+        else:
+            t, d = self._admit(priority)
         if d:
-            return self._refused(d, t, fallback, args, kwargs)
+            fb = self._fallback if fallback is None else fallback
+            if fb is not None and d > 0:
+                _give(t)
+                return fb(*args, **kwargs)
+            err = self._refusal(d, t)
+            _give(t)
+            raise err
         try:
             r = f(*args, **kwargs)
         except BaseException as e:
