@@ -17,7 +17,11 @@
 #define TRIP_RETAIN_REAL_NS_ 60000000000LL   /* or per real minute */
 
 enum { TRIP_ST_OUTCOME, TRIP_ST_ROLLUP, TRIP_ST_TRANSITION, TRIP_ST_BASELINE,
-       TRIP_ST_SEEN, TRIP_ST_N };
+       TRIP_ST_SEEN, TRIP_ST_MULTI, TRIP_ST_N };
+
+/* Outcome rows per multi-row INSERT: one statement step for many rows
+ * costs much less per row than one step each (bench/bench_store.c). */
+#define TRIP_MULTI_ 64
 
 static const char *const trip_sql_[TRIP_ST_N] = {
     "INSERT INTO outcomes VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -40,7 +44,19 @@ static const char *const trip_sql_[TRIP_ST_N] = {
     "INSERT OR REPLACE INTO baselines VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     "UPDATE breakers SET first_seen_ns = min(coalesce(first_seen_ns, ?2), "
     "?2), last_seen_ns = max(coalesce(last_seen_ns, ?3), ?3) WHERE id = ?1",
+    NULL, /* TRIP_ST_MULTI, built by trip_multi_sql_() */
 };
+
+static char *
+trip_multi_sql_(void)
+{
+    trip__buf b = {0};
+    trip__buf_printf(&b, "INSERT INTO outcomes VALUES");
+    for (int i = 0; i < TRIP_MULTI_; i++)
+        trip__buf_printf(&b, "%s(?,?,?,?,?,?,?,?)", i ? "," : "");
+    char *out = NULL;
+    return trip__buf_finish(&b, &out) == TRIP_OK ? out : NULL;
+}
 
 /* The writer's own state: rows it holds until the database takes them. */
 typedef struct trip_writer_ {
@@ -124,9 +140,13 @@ trip_prepare_(trip_writer_ *w)
     for (int i = 0; i < TRIP_ST_N; i++) {
         if (w->st[i] != NULL)
             continue;
-        int rc = sqlite3_prepare_v3(w->s->db, trip_sql_[i], -1,
-                                    SQLITE_PREPARE_PERSISTENT, &w->st[i],
+        char *multi = i == TRIP_ST_MULTI ? trip_multi_sql_() : NULL;
+        if (i == TRIP_ST_MULTI && multi == NULL)
+            return SQLITE_NOMEM;
+        int rc = sqlite3_prepare_v3(w->s->db, multi ? multi : trip_sql_[i],
+                                    -1, SQLITE_PREPARE_PERSISTENT, &w->st[i],
                                     NULL);
+        trip_string_free(multi);
         if (rc != SQLITE_OK)
             return rc;
     }
@@ -151,30 +171,43 @@ trip_bind_real_(sqlite3_stmt *st, int i, double v)
         sqlite3_bind_null(st, i);
 }
 
+/* Bind one outcome row at parameter offset p (0-based). */
+static int
+trip_bind_outcome_(trip_writer_ *w, sqlite3_stmt *st, int p,
+                   const trip__outcome_rec *r)
+{
+    int id = trip__store_resolve(w->s, r->breaker_id);
+    if (id < 0)
+        return SQLITE_CANTOPEN;
+    sqlite3_bind_int64(st, p + 1, r->wall_ns);
+    sqlite3_bind_int(st, p + 2, id);
+    sqlite3_bind_int(st, p + 3, r->outcome);
+    sqlite3_bind_int64(st, p + 4, r->latency_ns);
+    sqlite3_bind_int(st, p + 5, r->state);
+    sqlite3_bind_int(st, p + 6, r->decision);
+    sqlite3_bind_int(st, p + 7, r->slow);
+    sqlite3_bind_double(st, p + 8, (double)r->weight);
+    if (r->wall_ns > w->newest_ns)
+        w->newest_ns = r->wall_ns;
+    return SQLITE_OK;
+}
+
 static int
 trip_put_outcomes_(trip_writer_ *w, size_t k)
 {
-    sqlite3_stmt *st = w->st[TRIP_ST_OUTCOME];
-    for (size_t i = 0; i < k; i++) {
-        const trip__outcome_rec *r = &w->rows[i];
-        int id = trip__store_resolve(w->s, r->breaker_id);
-        if (id < 0)
-            return SQLITE_CANTOPEN;
-        sqlite3_bind_int64(st, 1, r->wall_ns);
-        sqlite3_bind_int(st, 2, id);
-        sqlite3_bind_int(st, 3, r->outcome);
-        sqlite3_bind_int64(st, 4, r->latency_ns);
-        sqlite3_bind_int(st, 5, r->state);
-        sqlite3_bind_int(st, 6, r->decision);
-        sqlite3_bind_int(st, 7, r->slow);
-        sqlite3_bind_double(st, 8, (double)r->weight);
-        int rc = trip_step_(st);
-        if (rc != SQLITE_OK)
-            return rc;
-        if (r->wall_ns > w->newest_ns)
-            w->newest_ns = r->wall_ns;
+    size_t i = 0;
+    int rc = SQLITE_OK;
+    for (; rc == SQLITE_OK && i + TRIP_MULTI_ <= k; i += TRIP_MULTI_) {
+        sqlite3_stmt *st = w->st[TRIP_ST_MULTI];
+        for (int j = 0; rc == SQLITE_OK && j < TRIP_MULTI_; j++)
+            rc = trip_bind_outcome_(w, st, 8 * j, &w->rows[i + (size_t)j]);
+        rc = rc == SQLITE_OK ? trip_step_(st) : rc;
     }
-    return SQLITE_OK;
+    for (; rc == SQLITE_OK && i < k; i++) {
+        rc = trip_bind_outcome_(w, w->st[TRIP_ST_OUTCOME], 0, &w->rows[i]);
+        rc = rc == SQLITE_OK ? trip_step_(w->st[TRIP_ST_OUTCOME]) : rc;
+    }
+    return rc;
 }
 
 static int
