@@ -25,7 +25,7 @@ _BOOLS = {"adaptive", "limit_adaptive"}
 
 
 def _c_names() -> List[str]:
-    names = []
+    names: List[str] = []
     i = 0
     while True:
         p = lib.trip_config_option_name(i)

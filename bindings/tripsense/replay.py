@@ -32,17 +32,21 @@ _SEASON = {"auto": 0, "none": 1, "hour_of_day": 2, "hour_of_week": 3}
 
 # ---- input normalisation ---------------------------------------------------
 
-def _time_ns(t: Any) -> np.ndarray:
-    """Times as int64 ns since the epoch from datetimes, ints or float s."""
+def _pandas() -> Any:
     try:
         import pandas as pd
-    except ImportError:  # pragma: no cover
-        pd = None
+    except ImportError:  # pragma: no cover - pandas is optional here
+        return None
+    return pd
+
+
+def _time_ns(t: Any) -> np.ndarray:
+    """Times as int64 ns since the epoch from datetimes, ints or float s."""
+    pd = _pandas()
     if pd is not None and isinstance(t, (pd.Series, pd.Index)):
         if isinstance(t.dtype, pd.DatetimeTZDtype):
-            return t.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]") \
-                .view(np.int64) if isinstance(t, pd.Series) else \
-                t.tz_convert("UTC").tz_localize(None).to_numpy("datetime64[ns]").view(np.int64)
+            idx = pd.DatetimeIndex(t).tz_convert("UTC").tz_localize(None)
+            return idx.to_numpy("datetime64[ns]").view(np.int64)
         t = t.to_numpy()
     a = np.asarray(t)
     if a.dtype.kind == "M":
@@ -104,10 +108,10 @@ def events_arrays(events: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
         For a missing column, unknown outcome, NaN or negative latency, or
         mismatched lengths (time order is checked by C, naming the event).
     """
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover
-        pd = None
+    pd = _pandas()
+    get: Any
+    has: Any
+    t: Any
     if pd is not None and isinstance(events, pd.DataFrame):
         cols = events.columns
         if "time" in cols:
