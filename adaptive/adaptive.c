@@ -136,10 +136,14 @@ trip_score_(const trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
     const trip__baseline *b = &a->base;
     trip_quantiles_(cfg, sw, f->q, f->logq);
     f->rate_cell = trip__baseline_cell(b, wall_ns, TRIP_BM_RATE);
+    double share = cfg->long_window_buckets > 0
+                       ? (double)cfg->window_buckets /
+                             (double)cfg->long_window_buckets
+                       : 1.0;
     trip__judge_rate(cfg, f->rate_cell, sw->calls, sw->failures + sw->timeouts,
-                     &f->rs);
+                     share, &f->rs);
     trip__judge_rate(cfg, f->rate_cell, lw->calls, lw->failures + lw->timeouts,
-                     &f->rl);
+                     1.0, &f->rl);
     f->lat_cell = trip__baseline_cell(b, wall_ns, TRIP_BM_LOGP99);
     double n = (double)sw->hist_total;
     double slope = trip_slope_(f->lat_cell, f->q);
@@ -246,7 +250,7 @@ trip_rate_reason_(const trip_config *cfg, const trip__rate_verdict *v,
                   int64_t calls, trip_reason *r)
 {
     if (v->low_volume)
-        *r = (trip_reason){TRIP_RULE_BINOMIAL_TAIL, v->tail, cfg->binomial_p,
+        *r = (trip_reason){TRIP_RULE_BINOMIAL_TAIL, v->tail, v->p_limit,
                            v->p0, calls, 0};
     else
         *r = (trip_reason){TRIP_RULE_ANOMALY_FAILURE_RATE, v->z,
@@ -428,6 +432,9 @@ trip__adaptive_warm_start(trip__adaptive *a, const trip_config *cfg,
 {
     if (a == NULL || cfg == NULL || (n > 0 && rows == NULL))
         return trip__fail(TRIP_EINVAL, "warm start: NULL argument");
+    /* a minute against the long window, as trip__judge_rate wants */
+    double long_ns = (double)cfg->long_window_buckets * (double)cfg->bucket_ns;
+    double minute_share = long_ns > 0 ? 60.0 * TRIP_NS_PER_S_ / long_ns : 1;
     for (size_t i = 0; i < n; i++) {
         const trip_rollup_row *r = &rows[i];
         /* a minute with refused calls was not a closed, healthy minute */
@@ -437,7 +444,7 @@ trip__adaptive_warm_start(trip__adaptive *a, const trip_config *cfg,
         trip__rate_verdict v;
         trip__judge_rate(cfg, trip__baseline_cell(&a->base, r->minute_ns + 1,
                                                   TRIP_BM_RATE),
-                         r->calls, fails, &v);
+                         r->calls, fails, minute_share, &v);
         if (v.anomalous)
             continue;
         trip__bobs o = {(double)fails / (double)r->calls, (double)r->calls,

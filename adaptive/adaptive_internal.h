@@ -184,12 +184,21 @@ typedef struct trip__rate_verdict {
     double sd;       /* sd of the window's rate under the baseline */
     double z;        /* (rate - p0) / sd */
     double tail;     /* P(X >= failures), NaN above low volume */
+    double p_limit;  /* the tail limit this window is judged by */
     int low_volume;  /* judged by the tail rather than z */
     int anomalous;   /* significance AND effect size (k-of-m input) */
 } trip__rate_verdict;
 
+/*
+ * span_share: the window's span over the long window's (1 for the long
+ * window and for minute rollups). A low-volume window is judged at tail
+ * probability binomial_p x span_share, so that short and long windows get
+ * the same false-alarm rate per unit of time: a 10 s window is one of six
+ * times as many independent tests as a 60 s one.
+ */
 void trip__judge_rate(const trip_config *cfg, const trip__bcell *c,
-                      int64_t calls, int64_t failures, trip__rate_verdict *v);
+                      int64_t calls, int64_t failures, double span_share,
+                      trip__rate_verdict *v);
 
 /* The verdict on one window's log latency quantile. */
 typedef struct trip__lat_verdict {

@@ -67,9 +67,10 @@ trip_rate_excess_var_(const trip__bcell *c)
 
 void
 trip__judge_rate(const trip_config *cfg, const trip__bcell *c, int64_t calls,
-                 int64_t failures, trip__rate_verdict *v)
+                 int64_t failures, double span_share, trip__rate_verdict *v)
 {
-    *v = (trip__rate_verdict){NAN, NAN, NAN, NAN, NAN, 0, 0};
+    *v = (trip__rate_verdict){NAN, NAN, NAN, NAN, NAN, NAN, 0, 0};
+    v->p_limit = cfg->binomial_p * (span_share < 1 ? span_share : 1);
     if (calls <= 0)
         return;
     v->rate = (double)failures / (double)calls;
@@ -91,8 +92,7 @@ trip__judge_rate(const trip_config *cfg, const trip__bcell *c, int64_t calls,
     if (n * p0 < TRIP_LOWVOL_EXPECTED_) {
         v->low_volume = 1;
         v->tail = trip__binomial_tail_ex(failures, calls, p0, phi, ex);
-        v->anomalous = cfg->binomial_p > 0 && effect &&
-                       v->tail <= cfg->binomial_p;
+        v->anomalous = v->p_limit > 0 && effect && v->tail <= v->p_limit;
     } else {
         v->anomalous = calls >= (int64_t)cfg->min_calls && effect &&
                        v->z >= cfg->anomaly_z;

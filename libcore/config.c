@@ -49,7 +49,10 @@ trip_config_init(trip_config *c)
     c->anomaly_latency_effect = 1.5;
     c->anomaly_rate_floor = 0.001;
     c->anomaly_sigma_floor = 0.01;
-    c->binomial_p = 1e-6;
+    /* 3 failures of 4 calls against a 1% baseline (tail 2.3e-5 with phi 2)
+     * must trip; the short window is judged at 1/6 of it (docs/algorithms.md
+     * "Defaults" has the measured false trips per week). */
+    c->binomial_p = 3e-5;
     c->binomial_overdispersion = 2.0;
     c->adaptive = 1;
     /* Recovery: probe after 5 s, doubling to 5 min on repeated trips. */

@@ -387,10 +387,9 @@ test_adaptive_night_three_of_four(void **state)
 {
     (void)state;
     trip_config cfg;
-    trip_config_init(&cfg);
+    trip_config_init(&cfg); /* issue 5: judged right with the defaults */
     cfg.seasonality = TRIP_SEASON_NONE;
-    cfg.binomial_p = 1e-4;
-    for (int fails = 1; fails <= 3; fails += 2) {
+    for (int fails = 1; fails <= 3; fails++) {
         trip__adaptive *a = new_adaptive(&cfg);
         sim s = {.rng = 4};
         int64_t t = learn(a, &cfg, &s, T0_, 120, 50, 0.01, 0.02);
@@ -407,11 +406,14 @@ test_adaptive_night_three_of_four(void **state)
         if (fails == 3) {
             assert_int_equal(rule, TRIP_RULE_BINOMIAL_TAIL);
             assert_int_equal(at, 2);
-            assert_true(r.score <= 1e-4 && r.score > 1e-6);
+            /* beta-binomial tail ~2.3e-5: within the default 3e-5, and
+             * beyond the former 1e-6 */
+            assert_true(r.score <= cfg.binomial_p && r.score > 1e-6);
+            assert_close(r.threshold, cfg.binomial_p, 0);
             assert_int_equal(r.samples, 4);
         } else {
             assert_int_equal(rule, TRIP_RULE_NONE);
-            assert_true(ev.binomial_tail > 0.01);
+            assert_true(ev.binomial_tail > 10 * cfg.binomial_p); /* 2 of 4: 1e-3 */
         }
         trip__adaptive_free(a);
     }
@@ -570,7 +572,7 @@ test_adaptive_rate_excess_variance(void **state)
         trip__baseline_observe(&b, &o, T0_ + (i + 1) * MIN_);
     }
     trip__rate_verdict v;
-    trip__judge_rate(&cfg, &b.global, 1000000000, 10000000, &v);
+    trip__judge_rate(&cfg, &b.global, 1000000000, 10000000, 1.0, &v);
     print_message("learned between-window sd %.5f, true %.5f\n", v.sd,
                   sqrt(ex));
     assert_close(v.sd, sqrt(ex), 0.2);
