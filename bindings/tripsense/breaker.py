@@ -187,17 +187,37 @@ class Event:
     generation: int
 
 
-@dataclass(frozen=True)
 class Ticket:
-    """A pass for one call from :meth:`Breaker.allow`; record it once."""
+    """A pass for one call from :meth:`Breaker.allow`; record it once.
 
-    _t: Any
-    decision: str
-    state: str
+    Attributes
+    ----------
+    decision : str
+        Always ``"pass"`` (refusals raise instead).
+    state : str
+        The breaker's state at the decision.
+    admitted : bool
+        True.
+    recorded : bool
+        True once :meth:`Breaker.record` took it.
+    """
+
+    __slots__ = ("_t", "_owner", "decision", "state", "recorded")
+
+    def __init__(self, t: Any, owner: "Breaker", decision: str, state: str) -> None:
+        self._t = t
+        self._owner = owner
+        self.decision = decision
+        self.state = state
+        self.recorded = False
 
     @property
     def admitted(self) -> bool:
         return self.decision == "pass"
+
+    def __repr__(self) -> str:
+        return (f"<Ticket {self._owner.name!r} {self.decision} in {self.state}"
+                f"{' recorded' if self.recorded else ''}>")
 
 
 class _Listener:
@@ -981,7 +1001,7 @@ class Breaker:
         # the caller keeps this one: copy it out of the pool's buffer
         own = ffi.new(_TICKET, t[0])
         _give(t)
-        return Ticket(own, "pass", STATE_NAMES[t.state])
+        return Ticket(own, self, "pass", STATE_NAMES[t.state])
 
     def record(self, ticket: Ticket, outcome: str, latency: Optional[float] = None,
                weight: Optional[float] = None) -> None:
@@ -994,6 +1014,11 @@ class Breaker:
         """
         if not isinstance(ticket, Ticket):
             raise InvalidConfigError(f"record: expected a Ticket, got {ticket!r}")
+        if ticket._owner is not self:
+            raise InvalidConfigError(f"record: the ticket was issued by breaker "
+                                     f"{ticket._owner.name!r}, not {self._name!r}")
+        if ticket.recorded:
+            raise InvalidConfigError("record: this ticket was recorded already")
         try:
             oc = _OUTCOMES[outcome]
         except (KeyError, TypeError):
@@ -1004,6 +1029,7 @@ class Breaker:
             raise InvalidConfigError(f"record: latency must be finite and >= 0, got {latency!r}")
         w = 1.0 if weight is None else self._weight(weight, "weight")
         _check(_record_weighted(self._c(), ticket._t, oc, lat, w), "record")
+        ticket.recorded = True
 
     # ---- health probes ----------------------------------------------------
 

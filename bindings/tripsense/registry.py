@@ -155,6 +155,12 @@ class Registry:
         _check(lib.trip_registry_prometheus(self._handle(), out), "prometheus")
         return _take_string(out)
 
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def close(self) -> None:
         """Free the registry and its breakers; their Breaker objects then
         raise on use."""

@@ -281,6 +281,18 @@ def test_manual_allow_and_record(fast):
         fast.record(fast.allow(), "success", latency=float("nan"))
 
 
+def test_tickets_are_recorded_once_and_only_by_their_breaker(fast, clock):
+    t = fast.allow()
+    fast.record(t, "success")
+    assert t.recorded
+    with pytest.raises(tripsense.InvalidConfigError, match="already"):
+        fast.record(t, "success")
+    other = tripsense.Breaker("other", clock=clock)
+    with pytest.raises(tripsense.InvalidConfigError, match="issued by breaker 'svc'"):
+        other.record(fast.allow(), "success")
+    assert other.snapshot().calls == 0
+
+
 def test_modes(fast):
     fast.force_open()
     assert fast.state == "forced_open" and fast.is_open()

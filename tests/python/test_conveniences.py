@@ -260,3 +260,11 @@ def test_registry_breakers_outlive_a_dropped_registry(clock):
     b = tripsense.Registry().get_or_create("kept", clock=clock)
     gc.collect()
     assert b.call(lambda: 2) == 2
+
+
+def test_registry_as_a_context_manager_frees_its_breakers(clock):
+    with tripsense.Registry() as reg:
+        b = reg.get_or_create("cm", clock=clock)
+        assert b.call(lambda: 1) == 1
+    with pytest.raises(tripsense.TripsenseError, match="closed"):
+        b.call(lambda: 1)
