@@ -400,8 +400,32 @@ def _state_strip(ax: Any, transitions: Any, breaker: str, lo: Any, hi: Any
     if state != "closed":
         ax.axvspan(max(since, lo), hi, color=STATE_COLOURS.get(state),
                    alpha=0.9, lw=0)
+    # a trip that reopens within seconds is thinner than a pixel: mark it
+    for t, f, to in zip(tr.index, tr["from_state"].astype(str),
+                        tr["to_state"].astype(str)):
+        if f == "closed" and to == "open" and lo <= t <= hi:
+            ax.axvline(t, color=STATE_COLOURS["open"], lw=1.2)
     ax.set_yticks([])
     ax.set_ylabel("open", rotation=0, ha="right", va="center", fontsize=8)
+
+
+def _caught_after(transitions: Any, incident: Any) -> float | None:
+    """Seconds from the incident's start until its breaker was open, or
+    None if it never was during the incident (as score_runs counts it)."""
+    from .tune import _index_ns, _open_intervals
+
+    tr = transitions[(transitions["breaker"].astype(str)
+                      == incident["breaker"]).to_numpy()]
+    run = Run(incident["breaker"], np.zeros(0, np.int64),
+              np.zeros(0, np.int32), np.zeros(0, bool), _index_ns(tr.index),
+              tr["from_state"].astype(str).to_numpy(),
+              tr["to_state"].astype(str).to_numpy())
+    opened = _open_intervals(run, int(incident["end_ns"]))
+    a, b = int(incident["start_ns"]), int(incident["end_ns"])
+    hit = (opened[:, 0] < b) & (opened[:, 1] > a)
+    if not hit.any():
+        return None
+    return max(0, int(opened[hit, 0].min()) - a) / NS
 
 
 def _plots(sim: Simulation, path: str, transitions: Any,
@@ -420,21 +444,28 @@ def _plots(sim: Simulation, path: str, transitions: Any,
         rollups = {b: h.rollups(b) for b in sim.breakers}
         baselines = h.baselines()
 
-    # 1. four incidents up close: the kinds a fixed breaker struggles with
+    # 1. four incidents up close: the kinds a fixed breaker struggles with,
+    # each one the breaker caught if it caught any (the title says which)
     inc = sim.incidents
     picks = []
     for kind in ("brownout", "slow_night", "latency_creep", "outage",
                  "flapping", "outage_timeout"):
         cand = inc[(inc["kind"] == kind)]
-        if len(cand):
-            picks.append(cand.iloc[len(cand) // 2])
+        if not len(cand):
+            continue
+        delays = [_caught_after(transitions, r) for _, r in cand.iterrows()]
+        hit = [i for i, d in enumerate(delays) if d is not None]
+        i = hit[len(hit) // 2] if hit else len(cand) // 2
+        picks.append((cand.iloc[i], delays[i]))
         if len(picks) == 4:
             break
     fig = plt.figure(figsize=(14, 3.2 * max(len(picks), 1)),
                      layout="constrained")
     grid = fig.add_gridspec(max(len(picks), 1), 1)
-    for i, r in enumerate(picks):
+    for i, (r, delay) in enumerate(picks):
         b = r["breaker"]
+        verdict = "missed" if delay is None else \
+            f"caught after {_fmt_delay(delay)}"
         span = max(pd.Timedelta(hours=1), (r["end"] - r["start"]) * 0.6)
         lo, hi = r["start"] - span, r["end"] + span
         sub = grid[i].subgridspec(3, 1, height_ratios=[3, 3, 0.6],
@@ -446,7 +477,7 @@ def _plots(sim: Simulation, path: str, transitions: Any,
         plot_rates(obs, baselines, ax=(ax_r, ax_l), incidents=inc, breaker=b,
                    title=f"{b}: {r['kind'].replace('_', ' ')} "
                          f"({r['start']:%a %d %b %H:%M} UTC, "
-                         f"{r['duration_s'] / 60:.0f} min)")
+                         f"{r['duration_s'] / 60:.0f} min): {verdict}")
         _state_strip(ax_s, transitions, b, lo, hi)
         ax_r.set_xlim(lo, hi)
         plt.setp(ax_r.get_xticklabels(), visible=False)
