@@ -2,6 +2,7 @@
 /* History store benchmark: raw SQLite batched inserts of the same rows (the
  * floor, with and without the time index), tripsense's sustained ingest and
  * writer CPU, allow+record with and without a store, and file size. */
+#define _DEFAULT_SOURCE /* usleep */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
