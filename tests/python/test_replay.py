@@ -179,3 +179,44 @@ def test_replay_reads_iso_strings_of_varying_precision():
     df = pd.DataFrame({"time": times, "outcome": ["success"] * 50, "latency_s": 0.01})
     r = tripsense.replay(df)
     assert r.decisions.index[0] == t0 and r.decisions.index[1] == t0 + pd.Timedelta("100ms")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+_n = st.integers(min_value=0, max_value=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_n.flatmap(lambda n: st.tuples(
+    hnp.arrays(np.int64, n, elements=st.integers(-10, 2 ** 62)),
+    hnp.arrays(np.float64, n),
+    hnp.arrays(np.int32, n, elements=st.integers(-2, 5)),
+    hnp.arrays(np.int32, n, elements=st.integers(-5, 300)))))
+def test_replay_of_any_arrays_is_a_result_or_invalid_config_error(arrays):
+    t, lat, outcome, prio = arrays
+    try:
+        r = tripsense.replay({"time": t, "outcome": outcome, "latency_s": lat,
+                              "priority": prio})
+    except tripsense.InvalidConfigError as e:
+        assert str(e)
+        return
+    # accepted: then the input was valid and every event got a decision
+    assert len(r.decisions) == len(t)
+    assert (np.diff(t) >= 0).all() and (t >= 0).all()
+    assert np.isfinite(lat).all() and (lat >= 0).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(_n.flatmap(lambda n: st.tuples(
+    hnp.arrays(np.int64, n, elements=st.integers(0, 2 ** 62), unique=True).map(np.sort),
+    hnp.arrays(np.float64, n))), st.booleans())
+def test_detect_of_any_series_is_a_frame_or_invalid_config_error(arrays, log):
+    t, v = arrays
+    try:
+        d = tripsense.detect(v, time=t, log=log, min_samples=2)
+    except tripsense.InvalidConfigError as e:
+        assert str(e)
+        return
+    assert len(d) == len(v)
