@@ -105,6 +105,8 @@ struct trip_store {
     char message[256];
     _Atomic int64_t written, dropped_error, rollups_written, held;
     _Atomic int64_t transitions_written, batches, write_errors, retries;
+    _Atomic int64_t reopens;
+    _Atomic int remap; /* ids handed out may differ from database ids */
 };
 
 /* ---- store_open.c --------------------------------------------------- */
@@ -117,6 +119,14 @@ int trip__sqlite_status(int rc);
 int trip__store_set_error(trip_store *s, sqlite3 *db, int rc,
                           const char *what);
 void trip__store_set_ok(trip_store *s);
+
+/* The file was deleted or replaced: close both connections and open the
+ * path again (a new file gets the schema). db_mu held by the caller.
+ * TRIP_OK or an error status (the store keeps retrying). */
+int trip__store_reconnect(trip_store *s);
+
+/* Forget every name's database id (after a reconnect). */
+void trip__store_forget_ids(trip_store *s);
 
 /* Create or check the schema on db; TRIP_OK or an error status with the
  * message set through trip__fail. */

@@ -117,17 +117,31 @@ trip__store_register(trip_store *s, const char *name, const trip_config *cfg,
 int
 trip__store_resolve(trip_store *s, int id)
 {
-    if (id < TRIP__PROVISIONAL_BASE)
+    if (id < TRIP__PROVISIONAL_BASE && !atomic_load(&s->remap))
         return id;
     pthread_mutex_lock(&s->names_mu);
-    size_t i = (size_t)(id - TRIP__PROVISIONAL_BASE);
-    int out = -1;
-    if (i < s->n_names) {
-        trip__name *e = &s->names[i];
-        if (e->db_id < 0)
-            trip_register_db_(s, e);
-        out = e->db_id;
+    trip__name *e = NULL;
+    if (id >= TRIP__PROVISIONAL_BASE) {
+        size_t i = (size_t)(id - TRIP__PROVISIONAL_BASE);
+        e = i < s->n_names ? &s->names[i] : NULL;
+    } else {
+        for (size_t i = 0; i < s->n_names && e == NULL; i++)
+            if (s->names[i].id == id)
+                e = &s->names[i];
     }
+    if (e != NULL && e->db_id < 0)
+        trip_register_db_(s, e);
+    int out = e != NULL ? e->db_id : -1;
     pthread_mutex_unlock(&s->names_mu);
     return out;
+}
+
+void
+trip__store_forget_ids(trip_store *s)
+{
+    pthread_mutex_lock(&s->names_mu);
+    for (size_t i = 0; i < s->n_names; i++)
+        s->names[i].db_id = -1;
+    atomic_store(&s->remap, 1);
+    pthread_mutex_unlock(&s->names_mu);
 }

@@ -247,6 +247,20 @@ trip_store_connect_all_(trip_store *s)
 }
 
 int
+trip__store_reconnect(trip_store *s)
+{
+    pthread_mutex_lock(&s->rdb_mu);
+    sqlite3_close(s->rdb);
+    sqlite3_close(s->db);
+    s->rdb = s->db = NULL;
+    int rc = trip_store_connect_all_(s);
+    pthread_mutex_unlock(&s->rdb_mu);
+    if (rc == TRIP_OK)
+        atomic_fetch_add(&s->reopens, 1);
+    return rc;
+}
+
+int
 trip_store_open(const char *path, const trip_store_opts *opts,
                 trip_store **out)
 {
@@ -351,5 +365,6 @@ trip_store_status_get(trip_store *s, trip_store_status *st)
     st->pending = (int64_t)(atomic_load(&s->tail) - atomic_load(&s->head)) +
                   atomic_load(&s->held);
     st->other_dropped = atomic_load(&s->q_lost);
+    st->reopens = atomic_load(&s->reopens);
     return TRIP_OK;
 }

@@ -3,6 +3,7 @@
  * transactions, retries on failure without blocking anyone, and applies
  * retention. */
 #include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -403,6 +404,31 @@ trip_failed_(trip_writer_ *w, int rc)
     w->next_try_ns = trip_mono_() + w->backoff_ns;
 }
 
+/* A deleted or replaced file would swallow every later row unseen: check
+ * before each round and open the path again if so. db_mu held. */
+static int
+trip_check_moved_(trip_writer_ *w)
+{
+    trip_store *s = w->s;
+    int moved = 0;
+    if (s->memory || s->db == NULL ||
+        (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED,
+                              &moved) == SQLITE_OK &&
+         !moved))
+        return SQLITE_OK;
+    for (int i = 0; i < TRIP_ST_N; i++) {
+        sqlite3_finalize(w->st[i]);
+        w->st[i] = NULL;
+    }
+    pthread_mutex_lock(&s->msg_mu);
+    snprintf(s->message, sizeof s->message, "history %s was deleted or "
+             "replaced while open; creating it again", s->path);
+    pthread_mutex_unlock(&s->msg_mu);
+    atomic_store(&s->status, TRIP_EIO);
+    trip__store_forget_ids(s);
+    return trip__store_reconnect(s) == TRIP_OK ? SQLITE_OK : SQLITE_CANTOPEN;
+}
+
 /* Write everything held, batch by batch; stop at the first failure. */
 static void
 trip_write_all_(trip_writer_ *w, int force)
@@ -411,8 +437,8 @@ trip_write_all_(trip_writer_ *w, int force)
     if (!force && trip_mono_() < w->next_try_ns)
         return;
     pthread_mutex_lock(&s->db_mu);
-    int with_queue = 1, rc = SQLITE_OK;
-    do {
+    int with_queue = 1, rc = trip_check_moved_(w);
+    while (rc == SQLITE_OK) {
         size_t k = w->n < s->opts.batch_size ? w->n : s->opts.batch_size;
         int q = with_queue && (w->rollups.n || w->transitions.n ||
                                w->baselines.n);
@@ -423,7 +449,9 @@ trip_write_all_(trip_writer_ *w, int force)
             break;
         trip_committed_(w, k, q);
         with_queue = 0;
-    } while (w->n > 0);
+        if (w->n == 0)
+            break;
+    }
     if (rc == SQLITE_OK) {
         trip_retain_(w, 0);
         w->backoff_ns = 0;

@@ -102,6 +102,8 @@ typedef struct trip_store_status {
     int64_t batches, write_errors, retries;
     int64_t pending;       /* rows in the ring or held by the writer */
     int64_t other_dropped; /* rollup, transition and baseline rows lost */
+    int64_t reopens;       /* times the file was found deleted or replaced
+                              and created anew at its path */
 } trip_store_status;
 
 /** Fill *st. @return TRIP_OK or TRIP_EINVAL. Thread-safety: safe. */

@@ -570,6 +570,52 @@ test_store_read_only_refuses_attach(void **state)
     unlink(path);
 }
 
+/* A history file deleted while open is noticed and created anew: rows
+ * recorded after the deletion are not swallowed by the unlinked inode. */
+static void
+test_store_deleted_file_is_recreated(void **state)
+{
+    (void)state;
+    char path[256];
+    tmp_path(path, sizeof path, "deleted");
+    trip_config cfg;
+    quiet_config(&cfg);
+    env *e = env_new(path, NULL, &cfg);
+    for (int i = 0; i < 100; i++) {
+        trip_clock_advance(e->clk, 10 * TEST_MS_);
+        call(e, TRIP_SUCCESS, 0.002);
+    }
+    assert_int_equal(trip_store_flush(e->s), TRIP_OK);
+    tmp_path(path, sizeof path, "deleted"); /* unlinks the three files */
+    for (int i = 0; i < 50; i++) {
+        trip_clock_advance(e->clk, 10 * TEST_MS_);
+        assert_int_equal(call(e, TRIP_FAILURE, 0.002) == TRIP_PASS ||
+                             i >= 5,
+                         1);
+    }
+    assert_int_equal(trip_store_flush(e->s), TRIP_OK);
+    trip_store_status st;
+    trip_store_status_get(e->s, &st);
+    assert_int_equal(st.reopens, 1);
+    assert_int_equal(access(path, F_OK), 0);
+    trip_breaker_free(e->b);
+    e->b = NULL;
+    assert_int_equal(trip_store_close(e->s), TRIP_OK);
+    assert_int_equal(trip_store_open(path, NULL, &e->s), TRIP_OK);
+    int id = -1;
+    assert_int_equal(trip_store_breaker_id(e->s, "payments", &id), TRIP_OK);
+    int64_t n = 0;
+    assert_int_equal(trip_store_count(e->s, 0, id, 0, INT64_MAX, &n),
+                     TRIP_OK);
+    assert_int_equal(n, st.written - 100);
+    assert_true(n >= 5);
+    assert_int_equal(trip_store_count(e->s, 2, id, 0, INT64_MAX, &n),
+                     TRIP_OK);
+    assert_true(n >= 1); /* the trip after the deletion */
+    env_free(e);
+    unlink(path);
+}
+
 int
 main(void)
 {
@@ -585,6 +631,7 @@ main(void)
         cmocka_unit_test(test_store_locked_file_recovers),
         cmocka_unit_test(test_store_attach_while_locked),
         cmocka_unit_test(test_store_read_only_refuses_attach),
+        cmocka_unit_test(test_store_deleted_file_is_recreated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
