@@ -339,6 +339,7 @@ typedef struct trip_store_status {
     int64_t batches, write_errors, retries;
     int64_t pending;
     int64_t other_dropped;
+    int64_t reopens;
 } trip_store_status;
 
 int trip_store_status_get(trip_store *s, trip_store_status *st);

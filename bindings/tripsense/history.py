@@ -250,16 +250,16 @@ class Store:
         """Return the store's health and counters as a dict."""
         st = ffi.new("trip_store_status *")
         _check(lib.trip_store_status_get(self._handle(), st), "status")
-        return {
-            "status": _string(lib.trip_status_name(st.status)),
-            "message": ffi.string(st.message).decode("utf-8", "replace"),
-            "accepted": st.accepted, "written": st.written,
-            "dropped_full": st.dropped_full, "dropped_error": st.dropped_error,
-            "sampled_out": st.sampled_out, "rollups_written": st.rollups_written,
-            "transitions_written": st.transitions_written, "batches": st.batches,
-            "write_errors": st.write_errors, "retries": st.retries,
-            "pending": st.pending, "other_dropped": st.other_dropped,
-        }
+        # every field of trip_store_status, so new counters appear by themselves
+        out: Dict[str, Any] = {}
+        for name, _ in ffi.typeof("trip_store_status").fields:
+            v = getattr(st, name)
+            if name == "status":
+                v = _string(lib.trip_status_name(v))
+            elif name == "message":
+                v = ffi.string(v).decode("utf-8", "replace")
+            out[name] = v
+        return out
 
     # ---- names ------------------------------------------------------------
 
