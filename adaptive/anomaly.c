@@ -91,7 +91,10 @@ trip__judge_rate(const trip_config *cfg, const trip__bcell *c, int64_t calls,
     int effect = v->rate >= cfg->anomaly_rate_effect * p0 && failures > 0;
     if (n * p0 < TRIP_LOWVOL_EXPECTED_) {
         v->low_volume = 1;
-        v->tail = trip__binomial_tail_ex(failures, calls, p0, phi, ex);
+        /* phi inflates the learned clustering too: a minute-to-minute
+         * spread of the rate has a heavier right tail than the Beta of the
+         * same variance (docs/algorithms.md) */
+        v->tail = trip__binomial_tail_ex(failures, calls, p0, phi, phi * ex);
         v->anomalous = v->p_limit > 0 && effect && v->tail <= v->p_limit;
     } else {
         v->anomalous = calls >= (int64_t)cfg->min_calls && effect &&

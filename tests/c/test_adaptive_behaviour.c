@@ -259,6 +259,7 @@ typedef struct profile {
     const char *name;
     double busy, evening, night, fail, fail_disp, lat_disp;
     int stress; /* measured and printed, not held to the budget */
+    int heavy;  /* only when TRIP_FALSE_TRIP_WEEKS is set (a minute a week) */
 } profile;
 
 /* fail_disp is the sd of the log of a per-minute failure-rate multiplier:
@@ -266,11 +267,12 @@ typedef struct profile {
  * with a 10x minute every day or two: the stress case, for which
  * docs/algorithms.md recommends calibration. */
 static const profile profiles[] = {
-    {"10/s busy, 0.8%", 10, 2, 0.2, 0.008, 0.4, 0.1, 0},
-    {"50/s busy, 0.5%", 50, 10, 1, 0.005, 0.5, 0.1, 0},
-    {"2/s busy, 1%", 2, 0.5, 0.05, 0.01, 0.3, 0.1, 0},
-    {"3/s, 4/min nights", 3, 0.5, 0.07, 0.01, 0.5, 0.1, 0},
-    {"10/s, CV 0.95 (stress)", 10, 2, 0.2, 0.008, 0.8, 0.2, 1},
+    {"10/s busy, 0.8%", 10, 2, 0.2, 0.008, 0.4, 0.1, 0, 0},
+    {"50/s busy, 0.5%", 50, 10, 1, 0.005, 0.5, 0.1, 0, 0},
+    {"2/s busy, 1%", 2, 0.5, 0.05, 0.01, 0.3, 0.1, 0, 0},
+    {"3/s, 4/min nights", 3, 0.5, 0.07, 0.01, 0.5, 0.1, 0, 0},
+    {"10/s, CV 0.95 (stress)", 10, 2, 0.2, 0.008, 0.8, 0.2, 1, 0},
+    {"200/s busy, 0.7%", 200, 40, 5, 0.007, 0.5, 0.15, 0, 1},
 };
 
 static void
@@ -330,7 +332,8 @@ healthy_trips(const trip_config *cfg, const profile *p, int weeks,
 /*
  * Issue 5: with nothing set, about one false trip a week at most on
  * healthy traffic. TRIP_FALSE_TRIP_WEEKS (default 1) sets the weeks per
- * profile; the figures in docs/algorithms.md come from 4.
+ * profile and adds the 200 calls/s one; the figures in docs/algorithms.md
+ * come from TRIP_FALSE_TRIP_WEEKS=4.
  */
 static void
 test_adaptive_behaviour_default_false_trips(void **state)
@@ -346,6 +349,8 @@ test_adaptive_behaviour_default_false_trips(void **state)
     int held = 0;
     size_t np = sizeof profiles / sizeof profiles[0];
     for (size_t i = 0; i < np; i++) {
+        if (profiles[i].heavy && env == NULL)
+            continue;
         int64_t trips = healthy_trips(&cfg, &profiles[i], weeks, 100 + i);
         print_message("defaults, %-22s: %lld false trips in %d weeks "
                       "(%.2f a week)\n", profiles[i].name, (long long)trips,
