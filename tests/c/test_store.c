@@ -616,6 +616,45 @@ test_store_deleted_file_is_recreated(void **state)
     unlink(path);
 }
 
+static void
+test_store_sampling_keeps_failures_and_slow_calls(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    quiet_config(&cfg);
+    cfg.consecutive_failures = 0;
+    trip_store_opts o;
+    trip_store_opts_init(&o);
+    o.sample_mode = TRIP_SAMPLE_FAILURES;
+    env *e = env_new(":memory:", &o, &cfg);
+    int64_t keep = 0;
+    for (int i = 0; i < 1000; i++) {
+        trip_clock_advance(e->clk, 50 * TEST_MS_);
+        int out = i % 13 == 0 ? TRIP_FAILURE
+                  : i % 17 == 0 ? TRIP_TIMEOUT
+                  : i % 19 == 0 ? TRIP_IGNORED
+                                : TRIP_SUCCESS;
+        double lat = i % 11 == 0 ? 0.7 : 0.01;
+        assert_int_equal(call(e, out, lat), TRIP_PASS);
+        /* an ignored call is neither success nor failure, nor slow */
+        keep += out == TRIP_FAILURE || out == TRIP_TIMEOUT ||
+                (lat >= 0.5 && out != TRIP_IGNORED);
+    }
+    trip_store_flush(e->s);
+    assert_int_equal(count(e->s, 0), keep);
+    trip_outcome_row rows[1000];
+    size_t n = 0;
+    int more = 0;
+    trip_store_read_outcomes(e->s, -1, 0, INT64_MAX, rows, 1000, &n, &more);
+    for (size_t i = 0; i < n; i++)
+        assert_true(rows[i].outcome == TRIP_FAILURE ||
+                    rows[i].outcome == TRIP_TIMEOUT || rows[i].slow);
+    trip_store_status st;
+    trip_store_status_get(e->s, &st);
+    assert_int_equal(st.sampled_out, 1000 - keep);
+    env_free(e);
+}
+
 int
 main(void)
 {
@@ -632,6 +671,7 @@ main(void)
         cmocka_unit_test(test_store_attach_while_locked),
         cmocka_unit_test(test_store_read_only_refuses_attach),
         cmocka_unit_test(test_store_deleted_file_is_recreated),
+        cmocka_unit_test(test_store_sampling_keeps_failures_and_slow_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
