@@ -48,7 +48,7 @@
 
 /* ---- a process-wide malloc counter (glibc, unsanitized builds) ----------- */
 
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) &&                   \
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) &&                    \
     !defined(__SANITIZE_THREAD__)
 #define BENCH_COUNT_MALLOC 1
 static atomic_long process_allocs;
@@ -251,8 +251,8 @@ run_rejected(trip_breaker *b, long n)
     }
     double ns = (double)(now_ns() - t0) / (double)n;
     if (refused != n) {
-        fprintf(stderr, "bench_core: expected every call refused, %ld of %ld"
-                        "\n", refused, n);
+        fprintf(stderr, "bench_core: %ld of %ld calls refused, not all\n",
+                refused, n);
         exit(EXIT_FAILURE);
     }
     return ns;
@@ -304,7 +304,7 @@ run_half_open(trip_breaker *b, long n, long batch, int64_t open_ns)
 typedef struct worker {
     pthread_t tid;
     pthread_barrier_t *start;
-    trip_breaker *b;     /* NULL: run the floor on fc */
+    trip_breaker *b; /* NULL: run the floor on fc */
     floor_counters *fc;
     long n;
     double ns_per_call;
@@ -451,8 +451,8 @@ row(const char *name, double med, double min, double ratio, const char *of,
     char r[32] = "";
     if (of)
         snprintf(r, sizeof r, "%.2f x %s", ratio, of);
-    printf("| %-42s | %7.1f | %7.1f | %-16s | %-17s | %-4s |\n", name, med,
-           min, r, target ? target : "", target ? (met ? "yes" : "NO") : "");
+    printf("| %-42s | %7.1f | %7.1f | %-16s | %-17s | %-4s |\n", name, med, min,
+           r, target ? target : "", target ? (met ? "yes" : "NO") : "");
 }
 
 static void
@@ -465,14 +465,16 @@ report(bench *bn, long n, int reps)
     }
     double fl = m[C_FLOOR], one = m[C_CLOSED];
     printf("bench_core: %ld calls per case, median and minimum of %d "
-           "repetitions, ns per call\n\n", n, reps);
+           "repetitions, ns per call\n\n",
+           n, reps);
     printf("| %-42s | %7s | %7s | %-16s | %-17s | %-4s |\n", "case", "median",
            "min", "ratio", "target", "met");
     /* a Markdown table, to paste into bench/RESULTS.md as it is */
     printf("|%s|---------|---------|------------------|-------------------|"
-           "------|\n", "--------------------------------------------");
-    row("floor: 2 clock reads + 3 relaxed atomics", fl, lo[C_FLOOR], 1,
-        "floor", NULL, 0);
+           "------|\n",
+           "--------------------------------------------");
+    row("floor: 2 clock reads + 3 relaxed atomics", fl, lo[C_FLOOR], 1, "floor",
+        NULL, 0);
     row("closed: allow + record", one, lo[C_CLOSED], one / fl, "floor",
         "<= 1.25 x floor", one <= 1.25 * fl);
     row("rejected: forced open (allow)", m[C_FORCED], lo[C_FORCED],
@@ -484,10 +486,9 @@ report(bench *bn, long n, int reps)
     row("half-open: limited, budget in use (allow)", m[C_LIMITED],
         lo[C_LIMITED], m[C_LIMITED] / fl, "floor", NULL, 0);
     row("2 threads, one breaker: allow + record", m[C_TWO], lo[C_TWO],
-        m[C_TWO] / one, "1 thread", "<= 1.5 x 1 thread",
-        m[C_TWO] <= 1.5 * one);
-    row("2 threads, floor on shared counters", m[C_TWO_FLOOR],
-        lo[C_TWO_FLOOR], m[C_TWO_FLOOR] / fl, "floor", NULL, 0);
+        m[C_TWO] / one, "1 thread", "<= 1.5 x 1 thread", m[C_TWO] <= 1.5 * one);
+    row("2 threads, floor on shared counters", m[C_TWO_FLOOR], lo[C_TWO_FLOOR],
+        m[C_TWO_FLOOR] / fl, "floor", NULL, 0);
     double load[3] = {0, 0, 0};
     FILE *f = fopen("/proc/loadavg", "r");
     if (f) {
@@ -504,7 +505,8 @@ report(bench *bn, long n, int reps)
     }
     printf("allocations in %ld timed calls (closed, rejected, limited, "
            "2 threads): library %ld, process %s%ld -> %s per call (target 0)"
-           "\n", counted_calls, lib_allocs, BENCH_COUNT_MALLOC ? "" : "n/a ",
+           "\n",
+           counted_calls, lib_allocs, BENCH_COUNT_MALLOC ? "" : "n/a ",
            proc_allocs, lib_allocs == 0 && proc_allocs == 0 ? "0" : "NOT 0");
 }
 
@@ -514,8 +516,10 @@ main(int argc, char **argv)
     long n = argc > 1 ? atol(argv[1]) : 2000000;
     int reps = argc > 2 ? atoi(argv[2]) : 7;
     if (n < 1000 || reps < 1 || reps > MAX_REPS) {
-        fprintf(stderr, "usage: bench_core [calls_per_case >= 1000 "
-                        "[repetitions 1..%d]]\n", MAX_REPS);
+        fprintf(stderr,
+                "usage: bench_core [calls_per_case >= 1000 "
+                "[repetitions 1..%d]]\n",
+                MAX_REPS);
         return EXIT_FAILURE;
     }
     bench bn;

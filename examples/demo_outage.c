@@ -143,8 +143,8 @@ setup(demo *d)
         rc = trip_registry_get_or_create(d->registry, dep_names[i], &cfg,
                                          d->clock, &d->breakers[i]);
         if (rc == TRIP_OK)
-            rc = trip_breaker_add_listener(d->breakers[i], on_event, NULL,
-                                           NULL);
+            rc =
+                trip_breaker_add_listener(d->breakers[i], on_event, NULL, NULL);
     }
     if (rc != TRIP_OK)
         fprintf(stderr, "demo_outage: setup failed: %s (%s)\n",
@@ -190,8 +190,8 @@ run_script(demo *d)
 static void
 print_summary(demo *d)
 {
-    printf("\n%-9s %7s %8s %8s %8s %8s %8s %6s\n", "breaker", "state",
-           "calls", "failures", "timeouts", "rejected", "limited", "changes");
+    printf("\n%-9s %7s %8s %8s %8s %8s %8s %6s\n", "breaker", "state", "calls",
+           "failures", "timeouts", "rejected", "limited", "changes");
     for (int i = 0; i < NDEPS; i++) {
         trip_snapshot s;
         if (trip_snapshot_get(d->breakers[i], &s) != TRIP_OK)
