@@ -112,10 +112,23 @@ def _index(ns: np.ndarray) -> Any:
 
 
 def _cat(codes: np.ndarray, cats: List[str], offset: int = 0) -> Any:
+    """A Categorical from integer codes (out-of-range codes become NaN).
+
+    Works on int8 codes and skips pandas' own validation: this runs over
+    millions of rows in History and replay.
+    """
     pd = _pd()
-    c = np.asarray(codes, dtype=np.int64) + offset
-    c = np.where((c >= 0) & (c < len(cats)), c, -1)
-    return pd.Categorical.from_codes(c, categories=cats)
+    c = np.asarray(codes)
+    if offset:
+        c = c.astype(np.int64) + offset
+    bad = (c < 0) | (c >= len(cats))  # before narrowing, which could wrap
+    c = c.astype(np.int8 if len(cats) < 127 else np.int32)
+    if bad.any():
+        c[bad] = -1
+    try:
+        return pd.Categorical.from_codes(c, categories=cats, validate=False)
+    except TypeError:  # pandas < 2.1 has no validate=
+        return pd.Categorical.from_codes(c, categories=cats)
 
 
 def _shared_store(path: Any) -> "Store":

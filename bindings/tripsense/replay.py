@@ -252,10 +252,11 @@ def replay(events: Any, config: Any = None, **kwconfig: Any) -> ReplayResult:
                                   else ffi.NULL, n, out), "replay")
     r = ffi.gc(out[0], lib.trip_replay_result_free)
     try:
-        dec = np.frombuffer(ffi.buffer(r.decisions, n), dtype=np.uint8).copy() if n \
-            else np.zeros(0, np.uint8)
-        st = np.frombuffer(ffi.buffer(r.states, n), dtype=np.uint8).copy() if n \
-            else np.zeros(0, np.uint8)
+        # astype copies out of C memory, which is freed below
+        dec = np.frombuffer(ffi.buffer(r.decisions, n), dtype=np.uint8).astype(np.int8) \
+            if n else np.zeros(0, np.int8)
+        st = np.frombuffer(ffi.buffer(r.states, n), dtype=np.uint8).astype(np.int8) \
+            if n else np.zeros(0, np.int8)
         ev_dt = struct_dtype("trip_eval")
         ne = int(r.n_evals)
         ev = np.frombuffer(ffi.buffer(r.evals, ne * ev_dt.itemsize), dtype=ev_dt).copy() \
