@@ -451,3 +451,16 @@ def test_breaker_keeps_its_clock_alive():
     b = tripsense.Breaker("keep", clock=tripsense.ManualClock(start_ns=5))
     gc.collect()
     assert b.call(lambda: 1) == 1  # would crash if the clock were freed
+
+
+def test_snapshot_carries_every_field_of_the_c_snapshot():
+    import dataclasses
+
+    from tripsense._lowlevel import ffi
+
+    c_fields = {name for name, _ in ffi.typeof("trip_snapshot").fields}
+    py_fields = {f.name for f in dataclasses.fields(tripsense.Snapshot)}
+    renamed = {"ns_until_half_open": "seconds_until_half_open"}
+    dropped = {"open_until_ns"}  # a monotonic deadline: seconds_until_half_open says it
+    expected = {renamed.get(n, n) for n in c_fields - dropped}
+    assert py_fields == expected

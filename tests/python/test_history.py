@@ -186,3 +186,11 @@ def test_events_feed_replay(db, clock):
     r = tripsense.replay(ev, consecutive_failures=0, failure_rate=0)
     assert (r.decisions["decision"] == "pass").all()
     assert r.final.failures == 10
+
+
+def test_categorical_codes_out_of_range_become_missing():
+    from tripsense.history import _cat
+
+    c = _cat(np.array([0, 2, 3, -1, 300], dtype=np.int64), ["a", "b", "c"])
+    assert list(c.astype(object)[:2]) == ["a", "c"]
+    assert c.isna().tolist() == [False, False, True, True, True]
