@@ -33,7 +33,9 @@ echo "pkg-config, shared library"
 "$cc" $warn "$here/consumer.c" $cflags $(pkg-config --libs tripsense) \
     -o "$work/pc_shared"
 "$work/pc_shared"
-ldd "$work/pc_shared" | grep -q "$libdir/libtripsense.so" || {
+# capture first: with pipefail, grep -q closing the pipe early can fail ldd
+deps=$(ldd "$work/pc_shared")
+grep -q "$libdir/libtripsense.so" <<<"$deps" || {
     echo "pc_shared does not load the installed libtripsense.so" >&2; exit 1; }
 
 echo "pkg-config, static library"
