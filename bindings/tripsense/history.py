@@ -3,6 +3,7 @@
 pandas DataFrames in bulk through the C read API."""
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import math
 import numbers
@@ -66,6 +67,18 @@ _STORE_OPTS: Dict[str, tuple] = {
 
 _open_lock = threading.Lock()
 _open_stores: "weakref.WeakValueDictionary[str, Store]" = weakref.WeakValueDictionary()
+_all_stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_stores() -> None:
+    """Flush and close every store still open when the interpreter exits,
+    so that rows accepted by the writer thread are not lost."""
+    for s in list(_all_stores):
+        try:
+            s.close()
+        except Exception:  # pragma: no cover - nothing to report to at exit
+            pass
 
 
 def _pd() -> Any:
@@ -197,6 +210,7 @@ class Store:
         self._s: Any = ffi.gc(out[0], lambda ptr: _close_store(ptr, attached))
         self.path = p
         self.read_only = bool(read_only)
+        _all_stores.add(self)
 
     @staticmethod
     def _set_opt(o: Any, k: str, v: Any) -> None:

@@ -194,3 +194,19 @@ def test_categorical_codes_out_of_range_become_missing():
     c = _cat(np.array([0, 2, 3, -1, 300], dtype=np.int64), ["a", "b", "c"])
     assert list(c.astype(object)[:2]) == ["a", "c"]
     assert c.isna().tolist() == [False, False, True, True, True]
+
+
+def test_rows_are_flushed_at_interpreter_exit(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "exit.db"
+    code = (
+        "import tripsense\n"
+        f"s = tripsense.Store({str(db)!r}, flush_interval_s=600, batch_size=100000)\n"
+        "b = tripsense.Breaker('exit', history=s, consecutive_failures=0,"
+        " failure_rate=0)\n"
+        "for _ in range(500): b.call(lambda: None)\n"
+    )  # no flush, no close, a writer told to wait 10 minutes: exit must commit
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert len(tripsense.History(str(db)).outcomes()) == 500
