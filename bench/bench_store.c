@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../tests/c/test_files.h"
 #include "tripsense/tripsense.h"
 
 #define S_ 1000000000LL
@@ -21,17 +22,6 @@ now_s(clockid_t c)
     struct timespec ts;
     clock_gettime(c, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void
-rm_db(const char *path)
-{
-    char side[300];
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
 }
 
 static double
@@ -53,7 +43,7 @@ file_mb(const char *path)
 static double
 raw_insert_rate(const char *path, long n, int batch, int with_index)
 {
-    rm_db(path);
+    test_rm_db(path);
     sqlite3 *db;
     sqlite3_open(path, &db);
     sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
@@ -105,7 +95,7 @@ run_calls(const char *path, long n, int pace_us)
     trip_store_opts o;
     trip_store_opts_init(&o);
     if (path != NULL) {
-        rm_db(path);
+        test_rm_db(path);
         if (trip_store_open(path, &o, &s) != TRIP_OK) {
             fprintf(stderr, "open: %s\n", trip_errmsg());
             exit(1);
@@ -210,6 +200,6 @@ main(int argc, char **argv)
     printf("allow+record with store                %10.1f ns/call = %.2fx "
            "(median of 5 paired runs; target <= 1.10x)\n",
            with[2], ratio[2]);
-    rm_db(path);
+    test_rm_db(path);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "test_files.h"
 #include "test_util.h"
 #include "tripsense/tripsense.h"
 
@@ -18,18 +19,6 @@ typedef struct env {
     trip_store *s;
     char path[256];
 } env;
-
-static void
-tmp_path(char *out, size_t n, const char *tag)
-{
-    snprintf(out, n, "/tmp/tripsense-test-%s-%d.db", tag, (int)getpid());
-    char side[300];
-    unlink(out);
-    snprintf(side, sizeof side, "%s-wal", out);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", out);
-    unlink(side);
-}
 
 static void
 quiet_config(trip_config *c)
@@ -252,7 +241,7 @@ test_store_retention_relative_to_newest(void **state)
 {
     (void)state;
     char path[256];
-    tmp_path(path, sizeof path, "retention");
+    test_db_path(path, sizeof path, "retention");
     trip_config cfg;
     quiet_config(&cfg);
     trip_store_opts o;
@@ -327,7 +316,7 @@ test_store_schema_checks(void **state)
 {
     (void)state;
     char path[256];
-    tmp_path(path, sizeof path, "schema");
+    test_db_path(path, sizeof path, "schema");
     trip_store *s = NULL;
     /* a newer schema is refused, naming the versions */
     assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
@@ -340,14 +329,14 @@ test_store_schema_checks(void **state)
     assert_null(s);
     assert_non_null(strstr(trip_errmsg(), "schema version 99"));
     /* a SQLite file that is not ours */
-    tmp_path(path, sizeof path, "schema");
+    test_db_path(path, sizeof path, "schema");
     sqlite3_open(path, &db);
     sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL);
     sqlite3_close(db);
     assert_int_equal(trip_store_open(path, NULL, &s), TRIP_ECORRUPT);
     assert_non_null(strstr(trip_errmsg(), "not a tripsense history"));
     /* not a database at all */
-    tmp_path(path, sizeof path, "schema");
+    test_db_path(path, sizeof path, "schema");
     FILE *f = fopen(path, "wb");
     for (int i = 0; i < 4096; i++)
         fputc("garbage!"[i % 8], f);
@@ -355,7 +344,7 @@ test_store_schema_checks(void **state)
     assert_int_equal(trip_store_open(path, NULL, &s), TRIP_ECORRUPT);
     assert_non_null(strstr(trip_errmsg(), path));
     /* a missing file opened read-only; a directory that does not exist */
-    tmp_path(path, sizeof path, "schema");
+    test_db_path(path, sizeof path, "schema");
     trip_store_opts o;
     trip_store_opts_init(&o);
     o.read_only = 1;
@@ -370,7 +359,7 @@ test_store_migrates_version_1(void **state)
 {
     (void)state;
     char path[256];
-    tmp_path(path, sizeof path, "migrate");
+    test_db_path(path, sizeof path, "migrate");
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     /* the version 1 layout: outcomes without weights */
@@ -466,7 +455,7 @@ test_store_locked_file_recovers(void **state)
 {
     (void)state;
     char path[256];
-    tmp_path(path, sizeof path, "locked");
+    test_db_path(path, sizeof path, "locked");
     trip_config cfg;
     quiet_config(&cfg);
     trip_store_opts o;
@@ -511,7 +500,7 @@ test_store_attach_while_locked(void **state)
 {
     (void)state;
     char path[256];
-    tmp_path(path, sizeof path, "attach");
+    test_db_path(path, sizeof path, "attach");
     trip_store_opts o;
     trip_store_opts_init(&o);
     o.busy_timeout_ms = 10;
@@ -552,7 +541,7 @@ test_store_read_only_refuses_attach(void **state)
 {
     (void)state;
     char path[256];
-    tmp_path(path, sizeof path, "ro");
+    test_db_path(path, sizeof path, "ro");
     trip_store *s = NULL;
     assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
     trip_store_close(s);
@@ -577,7 +566,7 @@ test_store_deleted_file_is_recreated(void **state)
 {
     (void)state;
     char path[256];
-    tmp_path(path, sizeof path, "deleted");
+    test_db_path(path, sizeof path, "deleted");
     trip_config cfg;
     quiet_config(&cfg);
     env *e = env_new(path, NULL, &cfg);
@@ -586,7 +575,7 @@ test_store_deleted_file_is_recreated(void **state)
         call(e, TRIP_SUCCESS, 0.002);
     }
     assert_int_equal(trip_store_flush(e->s), TRIP_OK);
-    tmp_path(path, sizeof path, "deleted"); /* unlinks the three files */
+    test_db_path(path, sizeof path, "deleted"); /* unlinks the three files */
     for (int i = 0; i < 50; i++) {
         trip_clock_advance(e->clk, 10 * TEST_MS_);
         assert_int_equal(call(e, TRIP_FAILURE, 0.002) == TRIP_PASS ||

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "test_util.h"
+#include "test_files.h"
 #include "tripsense/tripsense.h"
 
 /* ---- the shim ------------------------------------------------------- */
@@ -198,17 +199,6 @@ typedef struct run_result {
 } run_result;
 
 static void
-rm_db(const char *path)
-{
-    char side[300];
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
-}
-
-static void
 check_file(const char *path, int64_t written, int64_t transitions)
 {
     sqlite3 *db;
@@ -236,7 +226,7 @@ check_file(const char *path, int64_t written, int64_t transitions)
 static run_result
 run_once(const char *path, int kind, long arm_at)
 {
-    rm_db(path);
+    test_rm_db(path);
     trip_store_opts o;
     trip_store_opts_init(&o);
     o.vfs = "tripsense-faulty";
@@ -323,7 +313,7 @@ test_store_faults_every_nth_op(void **state)
     }
     print_message("%ld runs, %ld faults injected\n", runs, total_faults);
     assert_true(total_faults > 0);
-    rm_db(path);
+    test_rm_db(path);
 }
 
 int

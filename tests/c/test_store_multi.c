@@ -13,20 +13,10 @@
 #include <unistd.h>
 
 #include "test_util.h"
+#include "test_files.h"
 #include "tripsense/tripsense.h"
 
 #define WALL0_ (1767225600LL * TEST_S_)
-
-static void
-rm_db(const char *path)
-{
-    char side[300];
-    unlink(path);
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
-}
 
 static int64_t
 mono_ns(void)
@@ -90,7 +80,7 @@ test_store_multi_processes_one_file(void **state)
     (void)state;
     char path[256];
     snprintf(path, sizeof path, "/tmp/tripsense-multi-%d.db", (int)getpid());
-    rm_db(path);
+    test_rm_db(path);
     enum { PROCS = 4, CALLS = 30000 };
     int64_t *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -151,7 +141,7 @@ test_store_multi_processes_one_file(void **state)
     print_message("%d processes, %lld rows, %d reads during writes\n", PROCS,
                   (long long)written, reads);
     munmap(shared, 4096);
-    rm_db(path);
+    test_rm_db(path);
 }
 
 /* ---- crash loop ------------------------------------------------------ */
@@ -240,7 +230,7 @@ test_store_multi_sigkill_loop(void **state)
     (void)state;
     char path[256];
     snprintf(path, sizeof path, "/tmp/tripsense-crash-%d.db", (int)getpid());
-    rm_db(path);
+    test_rm_db(path);
     crash_log *log = mmap(NULL, sizeof *log, PROT_READ | PROT_WRITE,
                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(log != MAP_FAILED);
@@ -279,7 +269,7 @@ test_store_multi_sigkill_loop(void **state)
                   "at most %.1f ms (flush interval %.0f ms)\n",
                   kills, (long long)have, worst / 1e6, FLUSH_NS_ / 1e6);
     munmap(log, sizeof *log);
-    rm_db(path);
+    test_rm_db(path);
 }
 
 int
