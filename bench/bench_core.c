@@ -5,8 +5,11 @@
  * usage: bench_core [calls_per_case [repetitions]]   (2000000, 7)
  *
  * Every repetition runs every case once, interleaved, so that noise from the
- * machine falls on all of them alike; the table shows the median and the
- * minimum over the repetitions. The cases:
+ * machine falls on all of them alike. Each case is timed by the wall clock and
+ * by the thread's CPU clock; the table shows the median and the minimum CPU
+ * time per call over the repetitions, and the median wall time. Ratios use
+ * the CPU medians: on a shared machine the wall time also counts the time a
+ * thread waited for a core. The cases:
  *
  *   floor      what any breaker must at least do per call: two
  *              CLOCK_MONOTONIC reads (start and end of the call) and three
@@ -40,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h" /* trip__test_alloc_count: link the static library */
 #include "tripsense/tripsense.h"
@@ -123,6 +127,53 @@ now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static int64_t
+cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Wall and this thread's CPU time: on a busy machine the CPU time leaves out
+ * the time the thread waited for a core. */
+typedef struct watch {
+    int64_t wall, cpu;
+} watch;
+
+/* Cost per call, ns. */
+typedef struct cost {
+    double wall, cpu;
+} cost;
+
+static watch
+watch_start(void)
+{
+    return (watch){now_ns(), cpu_ns()};
+}
+
+static void
+watch_add(watch *acc, watch start)
+{
+    acc->wall += now_ns() - start.wall;
+    acc->cpu += cpu_ns() - start.cpu;
+}
+
+static cost
+per_call(watch spent, long n)
+{
+    return (cost){(double)spent.wall / (double)n,
+                  (double)spent.cpu / (double)n};
+}
+
+static cost
+since(watch start, long n)
+{
+    watch spent = {0, 0};
+    watch_add(&spent, start);
+    return per_call(spent, n);
+}
+
 static void
 sleep_ns(int64_t ns)
 {
@@ -150,6 +201,10 @@ typedef struct sample {
     double ns[MAX_REPS];
     int n;
 } sample;
+
+typedef struct samples {
+    sample wall, cpu;
+} samples;
 
 static double
 median(sample *s)
@@ -211,10 +266,10 @@ typedef struct floor_counters {
     atomic_llong latency_sum;
 } floor_counters;
 
-static double
+static cost
 run_floor(floor_counters *fc, long n)
 {
-    int64_t t0 = now_ns();
+    watch t0 = watch_start();
     for (long i = 0; i < n; i++) {
         int64_t start = now_ns();
         atomic_fetch_add_explicit(&fc->calls, 1, memory_order_relaxed);
@@ -223,39 +278,39 @@ run_floor(floor_counters *fc, long n)
         atomic_fetch_add_explicit(&fc->latency_sum, end - start,
                                   memory_order_relaxed);
     }
-    return (double)(now_ns() - t0) / (double)n;
+    return since(t0, n);
 }
 
 /* ---- the breaker's paths ------------------------------------------------- */
 
-static double
+static cost
 run_closed(trip_breaker *b, long n)
 {
-    int64_t t0 = now_ns();
+    watch t0 = watch_start();
     for (long i = 0; i < n; i++) {
         trip_ticket t;
         if (trip_allow(b, &t) == TRIP_PASS)
             trip_record(b, &t, TRIP_SUCCESS);
     }
-    return (double)(now_ns() - t0) / (double)n;
+    return since(t0, n);
 }
 
-static double
+static cost
 run_rejected(trip_breaker *b, long n)
 {
     long refused = 0;
-    int64_t t0 = now_ns();
+    watch t0 = watch_start();
     for (long i = 0; i < n; i++) {
         trip_ticket t;
         refused += trip_allow(b, &t) != TRIP_PASS;
     }
-    double ns = (double)(now_ns() - t0) / (double)n;
+    cost c = since(t0, n);
     if (refused != n) {
         fprintf(stderr, "bench_core: %ld of %ld calls refused, not all\n",
                 refused, n);
         exit(EXIT_FAILURE);
     }
-    return ns;
+    return c;
 }
 
 /* Wait (reopening with failures) until b admits a probe into *probe. */
@@ -274,10 +329,10 @@ reenter_half_open(trip_breaker *b, int64_t open_ns, trip_ticket *probe)
 }
 
 /* Probes in batches below half_open_successes, so it never closes. */
-static double
+static cost
 run_half_open(trip_breaker *b, long n, long batch, int64_t open_ns)
 {
-    int64_t spent = 0;
+    watch spent = {0, 0};
     long done = 0;
     while (done < n) {
         long k = n - done < batch ? n - done : batch;
@@ -285,18 +340,18 @@ run_half_open(trip_breaker *b, long n, long batch, int64_t open_ns)
         /* the transition to half-open and its first probe are not timed */
         reenter_half_open(b, open_ns, &t);
         trip_record(b, &t, TRIP_SUCCESS);
-        int64_t t0 = now_ns();
+        watch t0 = watch_start();
         for (long i = 0; i < k; i++) {
             if (trip_allow(b, &t) == TRIP_PASS)
                 trip_record(b, &t, TRIP_SUCCESS);
         }
-        spent += now_ns() - t0;
+        watch_add(&spent, t0);
         done += k;
         /* end the batch: a failed probe reopens */
         if (trip_allow(b, &t) == TRIP_PASS)
             trip_record(b, &t, TRIP_FAILURE);
     }
-    return (double)spent / (double)n;
+    return per_call(spent, n);
 }
 
 /* ---- two threads --------------------------------------------------------- */
@@ -307,7 +362,7 @@ typedef struct worker {
     trip_breaker *b; /* NULL: run the floor on fc */
     floor_counters *fc;
     long n;
-    double ns_per_call;
+    cost per_call;
 } worker;
 
 static void *
@@ -315,12 +370,12 @@ worker_main(void *arg)
 {
     worker *w = arg;
     pthread_barrier_wait(w->start);
-    w->ns_per_call = w->b ? run_closed(w->b, w->n) : run_floor(w->fc, w->n);
+    w->per_call = w->b ? run_closed(w->b, w->n) : run_floor(w->fc, w->n);
     return NULL;
 }
 
 /* Mean per-call cost seen by each of two threads running at once. */
-static double
+static cost
 run_two_threads(trip_breaker *b, floor_counters *fc, long n)
 {
     pthread_barrier_t start;
@@ -336,7 +391,8 @@ run_two_threads(trip_breaker *b, floor_counters *fc, long n)
     for (int i = 0; i < 2; i++)
         pthread_join(w[i].tid, NULL);
     pthread_barrier_destroy(&start);
-    return (w[0].ns_per_call + w[1].ns_per_call) / 2;
+    return (cost){(w[0].per_call.wall + w[1].per_call.wall) / 2,
+                  (w[0].per_call.cpu + w[1].per_call.cpu) / 2};
 }
 
 /* ---- setup and report ---------------------------------------------------- */
@@ -358,7 +414,7 @@ typedef struct bench {
     trip_ticket held; /* the probe that keeps `limited` at its budget */
     int64_t half_open_ns;
     floor_counters *fc, *fc2;
-    sample s[NCASES];
+    samples s[NCASES];
 } bench;
 
 static trip_breaker *
@@ -422,9 +478,10 @@ setup(bench *bn)
 }
 
 static void
-add(sample *s, double ns)
+add(samples *s, cost c)
 {
-    s->ns[s->n++] = ns;
+    s->wall.ns[s->wall.n++] = c.wall;
+    s->cpu.ns[s->cpu.n++] = c.cpu;
 }
 
 static void
@@ -444,51 +501,58 @@ one_repetition(bench *bn, long n)
     add(&bn->s[C_TWO_FLOOR], run_two_threads(NULL, bn->fc2, n));
 }
 
+/* The table: each case, the case it is compared with, and its target
+ * ratio (0: none). */
+static const struct {
+    int id;
+    const char *name;
+    int ref;
+    double target;
+} report_rows[] = {
+    {C_FLOOR, "floor: 2 clock reads + 3 relaxed atomics", C_FLOOR, 0},
+    {C_CLOSED, "closed: allow + record", C_FLOOR, 1.25},
+    {C_FORCED, "rejected: forced open (allow)", C_FLOOR, 0.25},
+    {C_OPEN, "rejected: open by a rule (allow)", C_FLOOR, 0.25},
+    {C_PROBE, "half-open: probe allow + record", C_FLOOR, 0},
+    {C_LIMITED, "half-open: limited, budget in use (allow)", C_FLOOR, 0},
+    {C_TWO, "2 threads, one breaker: allow + record", C_CLOSED, 1.5},
+    {C_TWO_FLOOR, "2 threads, floor on shared counters", C_FLOOR, 0},
+};
+
 static void
-row(const char *name, double med, double min, double ratio, const char *of,
-    const char *target, int met)
+report_table(bench *bn)
 {
-    char r[32] = "";
-    if (of)
+    /* a Markdown table, to paste into bench/RESULTS.md as it is */
+    printf("| %-42s | %7s | %7s | %7s | %-15s | %-16s | %-4s |\n", "case",
+           "cpu med", "cpu min", "wall", "ratio (cpu)", "target", "met");
+    printf("|--------------------------------------------|---------|------"
+           "---|---------|-----------------|------------------|------|\n");
+    for (size_t i = 0; i < sizeof report_rows / sizeof report_rows[0]; i++) {
+        int id = report_rows[i].id, ref = report_rows[i].ref;
+        const char *of = ref == C_FLOOR ? "floor" : "1 thread";
+        double med = median(&bn->s[id].cpu);
+        double ratio = med / median(&bn->s[ref].cpu);
+        char r[32], t[32] = "", met[8] = "";
         snprintf(r, sizeof r, "%.2f x %s", ratio, of);
-    printf("| %-42s | %7.1f | %7.1f | %-16s | %-17s | %-4s |\n", name, med, min,
-           r, target ? target : "", target ? (met ? "yes" : "NO") : "");
+        if (report_rows[i].target > 0) {
+            snprintf(t, sizeof t, "<= %g x %s", report_rows[i].target, of);
+            snprintf(met, sizeof met, "%s",
+                     ratio <= report_rows[i].target ? "yes" : "NO");
+        }
+        printf("| %-42s | %7.1f | %7.1f | %7.1f | %-15s | %-16s | %-4s |\n",
+               report_rows[i].name, med, minimum(&bn->s[id].cpu),
+               median(&bn->s[id].wall), r, t, met);
+    }
 }
 
 static void
 report(bench *bn, long n, int reps)
 {
-    double m[NCASES], lo[NCASES];
-    for (int i = 0; i < NCASES; i++) {
-        m[i] = median(&bn->s[i]);
-        lo[i] = minimum(&bn->s[i]);
-    }
-    double fl = m[C_FLOOR], one = m[C_CLOSED];
-    printf("bench_core: %ld calls per case, median and minimum of %d "
-           "repetitions, ns per call\n\n",
+    printf("bench_core: %ld calls per case, %d repetitions; ns per call: "
+           "median and minimum of the thread CPU time, median of the wall "
+           "time\n\n",
            n, reps);
-    printf("| %-42s | %7s | %7s | %-16s | %-17s | %-4s |\n", "case", "median",
-           "min", "ratio", "target", "met");
-    /* a Markdown table, to paste into bench/RESULTS.md as it is */
-    printf("|%s|---------|---------|------------------|-------------------|"
-           "------|\n",
-           "--------------------------------------------");
-    row("floor: 2 clock reads + 3 relaxed atomics", fl, lo[C_FLOOR], 1, "floor",
-        NULL, 0);
-    row("closed: allow + record", one, lo[C_CLOSED], one / fl, "floor",
-        "<= 1.25 x floor", one <= 1.25 * fl);
-    row("rejected: forced open (allow)", m[C_FORCED], lo[C_FORCED],
-        m[C_FORCED] / fl, "floor", "<= 0.25 x floor", m[C_FORCED] <= 0.25 * fl);
-    row("rejected: open by a rule (allow)", m[C_OPEN], lo[C_OPEN],
-        m[C_OPEN] / fl, "floor", "<= 0.25 x floor", m[C_OPEN] <= 0.25 * fl);
-    row("half-open: probe allow + record", m[C_PROBE], lo[C_PROBE],
-        m[C_PROBE] / fl, "floor", NULL, 0);
-    row("half-open: limited, budget in use (allow)", m[C_LIMITED],
-        lo[C_LIMITED], m[C_LIMITED] / fl, "floor", NULL, 0);
-    row("2 threads, one breaker: allow + record", m[C_TWO], lo[C_TWO],
-        m[C_TWO] / one, "1 thread", "<= 1.5 x 1 thread", m[C_TWO] <= 1.5 * one);
-    row("2 threads, floor on shared counters", m[C_TWO_FLOOR], lo[C_TWO_FLOOR],
-        m[C_TWO_FLOOR] / fl, "floor", NULL, 0);
+    report_table(bn);
     double load[3] = {0, 0, 0};
     FILE *f = fopen("/proc/loadavg", "r");
     if (f) {
@@ -496,8 +560,15 @@ report(bench *bn, long n, int reps)
             load[0] = load[1] = load[2] = 0;
         fclose(f);
     }
-    printf("\nload average at the end: %.2f %.2f %.2f\n", load[0], load[1],
-           load[2]);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("\nload average at the end: %.2f %.2f %.2f on %ld CPUs\n", load[0],
+           load[1], load[2], cpus);
+    if (load[0] > (double)cpus - 1)
+        printf("the machine was busy: wall times include waiting for a core; "
+               "the two threads may not\nhave run at the same time, which "
+               "hides their contention (the shared-counter floor\nshows it: "
+               "one written cache line costs several times one thread when "
+               "both run at once)\n");
     if (!alloc_counters_work()) {
         printf("allocations: the counters do not see trip_breaker_new(); "
                "no verdict\n");
