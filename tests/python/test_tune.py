@@ -233,3 +233,19 @@ def test_tune_module_is_callable(small_sim):
 
     df = mod(small_sim, [{"failure_rate": 0.5}])
     assert len(df) == 1
+
+
+def test_tune_reads_a_history_file(small_sim, tmp_path):
+    from tripsense.demo import live_run
+
+    path = str(tmp_path / "h.db")
+    live_run(small_sim, path, sample_mode="all")
+    df = tune(path, {"failure_rate": [0.3, 0.5]},
+              incidents=small_sim.incidents)
+    assert len(df) == 2
+    assert (df["incidents"] == 1).all()  # the outage of breaker 'svc'
+    with tripsense.History(path) as h:
+        admitted = len(h.events("svc"))
+    assert (df["calls"] == admitted).all()
+    with pytest.raises(tripsense.StoreError):
+        tune(str(tmp_path / "missing.db"))
