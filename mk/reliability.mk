@@ -117,6 +117,8 @@ stress: $(REL_DIR)/tsan/Makefile
 # test_adaptive cover; under memcheck they would take hours, and they run
 # under ASan+LSan in make sanitize.
 VALGRIND_SKIP ?= test_adaptive_behaviour test_calibrate
+# Only these tests (names), if set.
+VALGRIND_TESTS ?=
 
 $(REL_DIR)/memcheck/Makefile:
 	cmake -S . -B $(REL_DIR)/memcheck -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -124,7 +126,8 @@ $(REL_DIR)/memcheck/Makefile:
 
 valgrind: $(REL_DIR)/memcheck/Makefile
 	cmake --build $(REL_DIR)/memcheck -j$(JOBS)
-	@fail=0; for t in $(REL_DIR)/memcheck/test_*; do \
+	@fail=0; for t in $(or $(addprefix $(REL_DIR)/memcheck/,\
+	    $(VALGRIND_TESTS)),$(REL_DIR)/memcheck/test_*); do \
 	  [ -x "$$t" ] || continue; \
 	  case " $(VALGRIND_SKIP) " in *" $$(basename $$t) "*) \
 	    echo "valgrind: $$(basename $$t) skipped"; continue;; esac; \
@@ -155,6 +158,31 @@ soak: $(SOAK_PROC)
 		$(SOAK_HOURS) $(SOAK_PROCS)
 	$(REL_NICE) bash tests/soak/crash_loop.sh $(SOAK_PROC) \
 		$(REL_DIR)/soak/crash $(SOAK_KILLS)
+
+# pytest against the extension built with ASan+UBSan (gcc), libasan
+# preloaded into Python. Leak checking is off: CPython itself leaks at
+# exit; the C tests check leaks (sanitize, valgrind). The sources are
+# copied out so that setuptools' build/ stays out of the checkout.
+PYASAN_VENV := $(REL_DIR)/pyasan
+PYASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer -g -O1
+PYASAN_ENV := ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LD_PRELOAD=$$(gcc -print-file-name=libasan.so)
+
+sanitize-python:
+	[ -x $(PYASAN_VENV)/bin/python ] || python3 -m venv $(PYASAN_VENV)
+	$(PYASAN_VENV)/bin/pip install -q cffi numpy pytest hypothesis pandas wheel \
+		matplotlib setuptools
+	rm -rf $(REL_DIR)/pysrc && mkdir -p $(REL_DIR)/pysrc
+	tar -c --exclude=.git --exclude='./build*' --exclude=.venv \
+		--exclude='*.db*' . | tar -x -C $(REL_DIR)/pysrc
+	cd $(REL_DIR)/pysrc && CC=gcc CFLAGS="$(PYASAN_FLAGS)" \
+		LDFLAGS="-fsanitize=address,undefined" \
+		$(PYASAN_VENV)/bin/pip install -q --no-build-isolation --no-deps \
+		--force-reinstall .
+	$(PYASAN_ENV) $(PYASAN_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/python
 
 reliability-clean:
 	rm -rf $(REL_DIR)
