@@ -152,8 +152,12 @@ typedef struct trip_calibration {
  * @param budget_per_week  false trips allowed per week (> 0), e.g. 1.
  * @param out     receives the chosen configuration.
  * @param report  receives what it chose and would have done; may be NULL.
- * @return TRIP_OK, TRIP_EINVAL, TRIP_ENOMEM; TRIP_ERANGE if no candidate
- *         meets the budget (out then holds the least-tripping one).
+ * @return TRIP_OK; TRIP_EINVAL (NULL events or out, n = 0, a budget that
+ *         is not finite and > 0, unsorted times or a bad event: the message
+ *         names its index; a history spanning no time; an invalid base);
+ *         TRIP_ENOMEM; TRIP_ERANGE if no candidate meets the budget (out
+ *         and report then hold the least-tripping one, and the message
+ *         gives its trips per week and the fixed rules' alone).
  * Thread-safety: safe.
  */
 TRIP_API int trip_calibrate(const trip_config *base, const trip_event *events,
