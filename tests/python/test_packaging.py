@@ -7,6 +7,7 @@ fresh virtual environment (slow: compiles the extension, needs pip).
 import fnmatch
 import os
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -78,8 +79,13 @@ def test_installed_package_is_typed_and_lazy():
 @pytest.mark.skipif(os.environ.get("TRIPSENSE_TEST_SDIST") != "1",
                     reason="set TRIPSENSE_TEST_SDIST=1 to build and install the sdist")
 def test_sdist_builds_and_installs(tmp_path):
+    pytest.importorskip("build", reason="pip install build to run this check")
+    # build from a copy: egg_info would otherwise write into the checkout
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", "build*", ".venv", "*.egg-info", "__pycache__", "*.db*", "*.so"))
     subprocess.run([sys.executable, "-m", "build", "--sdist", "-o", str(tmp_path),
-                    str(ROOT)], check=True)
+                    str(src)], check=True)
     (tarball,) = tmp_path.glob("tripsense-*.tar.gz")
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
