@@ -75,6 +75,14 @@ fz_make_template(void)
     fz_unlink_all();
 }
 
+/* Leave no temporary directory behind. */
+static void
+fz_cleanup(void)
+{
+    fz_unlink_all();
+    rmdir(dir_);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 int
@@ -86,6 +94,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     FZ_CHECK(mkdtemp(dir_) != NULL);
     snprintf(path_, sizeof path_, "%s/h.db", dir_);
     fz_make_template();
+    atexit(fz_cleanup);
     return 0;
 }
 
