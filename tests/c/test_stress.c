@@ -10,7 +10,7 @@
 #include "tripsense/tripsense.h"
 
 /*
- * TRIP_STRESS_SCALE (a number, default 0.02) scales the sizes: 1 gives the
+ * TRIP_STRESS_SCALE (a number, default 0.1) scales the sizes: 1 gives the
  * full sizes of issue 8 (16 threads x 1e6 calls, 10,000 half-open trials),
  * which `make stress` runs under ThreadSanitizer. The default keeps
  * `ctest` short on two cores, TSan included.
@@ -19,8 +19,8 @@ static double
 stress_scale(void)
 {
     const char *s = getenv("TRIP_STRESS_SCALE");
-    double v = s ? strtod(s, NULL) : 0.02;
-    return v > 0 && v <= 100 ? v : 0.02;
+    double v = s ? strtod(s, NULL) : 0.1;
+    return v > 0 && v <= 100 ? v : 0.1;
 }
 
 static long
