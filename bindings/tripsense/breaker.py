@@ -238,14 +238,16 @@ def _tripsense_listener(kind: int, t: Any, user: Any) -> None:
     if kind == lib.TRIP_EVENT_REJECTION and not slot.rejections:
         return
     try:
-        reason = Reason._from_c(t.reason)
         if kind == lib.TRIP_EVENT_REJECTION:
+            # reason.rule carries the decision here, not a rule
             dec = t.reason.rule
+            reason = Reason("none", math.nan, math.nan, math.nan, 0, None)
             ev = Event("rejection", _string(t.breaker), STATE_NAMES[t.to],
                        STATE_NAMES[t.to], reason,
                        DECISION_NAMES[dec] if 0 <= dec < 3 else "unknown",
                        int(t.generation))
         else:
+            reason = Reason._from_c(t.reason)
             ev = Event("transition", _string(t.breaker),
                        STATE_NAMES[getattr(t, "from")], STATE_NAMES[t.to],
                        reason, None, int(t.generation))

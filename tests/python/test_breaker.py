@@ -326,7 +326,8 @@ def test_listeners_see_transitions_and_optionally_rejections(fast, clock):
     assert seen[0].breaker == "svc"
     kinds = [e.kind for e in rej]
     assert kinds == ["transition", "rejection"]
-    assert rej[1].decision == "rejected"
+    assert rej[1].decision == "rejected" and rej[1].reason.rule == "none"
+    assert rej[1].to_state == "open"
     fast.remove_listener(lid)
     clock.advance(5)
     fast.call(lambda: 1)
