@@ -446,6 +446,14 @@ class Breaker:
             raise InvalidConfigError(f"priority: expected an int in [0, 255], got {p!r}")
         return p
 
+    @staticmethod
+    def _check_retry(r: Any) -> Any:
+        from .conveniences import Retry
+
+        if r is not None and not isinstance(r, Retry):
+            raise InvalidConfigError(f"retry: expected a tripsense.Retry, got {r!r}")
+        return r
+
     @classmethod
     def _wrap(cls, ptr: Any, name: str, clock: Optional[ManualClock],
               owner: Any, **policy: Any) -> "Breaker":
@@ -846,8 +854,8 @@ class Breaker:
         Exception
             Whatever ``f`` raises (after recording it).
         """
-        return self._call(f, args, kwargs, retry, self._check_priority(priority),
-                          fallback)
+        return self._call(f, args, kwargs, self._check_retry(retry),
+                          self._check_priority(priority), fallback)
 
     def _call_retry(self, f: Callable[..., Any], args: tuple, kwargs: dict,
                     retry: Any, priority: Optional[int], fallback: Any) -> Any:
@@ -920,13 +928,14 @@ class Breaker:
         """
         if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
             raise InvalidConfigError(f"timeout: expected seconds > 0, got {timeout!r}")
-        return await self._acall(f, args, kwargs, timeout, retry,
+        return await self._acall(f, args, kwargs, timeout, self._check_retry(retry),
                                  self._check_priority(priority), fallback)
 
     def decorate(self, *, priority: Optional[int] = None, fallback: Any = None,
                  retry: Any = None, timeout: Optional[float] = None) -> Callable[[F], F]:
         """Return a decorator with per-function options (sync or async)."""
         priority = self._check_priority(priority)
+        self._check_retry(retry)
 
         def deco(f: F) -> F:
             if inspect.iscoroutinefunction(f):

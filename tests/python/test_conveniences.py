@@ -86,6 +86,13 @@ def test_retry_jitter_stays_in_its_band():
             assert d * 0.5 <= r.delay(i) <= d
 
 
+def test_retry_must_be_a_retry(fast):
+    with pytest.raises(tripsense.InvalidConfigError, match="retry"):
+        fast.call(lambda: 1, retry=3)
+    with pytest.raises(tripsense.InvalidConfigError, match="retry"):
+        fast.decorate(retry="twice")
+
+
 def test_retry_validates():
     for bad in (dict(attempts=0), dict(base=-1), dict(jitter=2), dict(cap=float("nan")),
                 dict(retry_on=3)):
