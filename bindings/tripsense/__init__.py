@@ -30,8 +30,9 @@ __all__ = [
     "options", "default_config",
     "TripsenseError", "InvalidConfigError", "StoreError", "NotFoundError",
     "CircuitOpenError",
-    "simulate", "tune", "plot", "demo", "cli",
 ]
+# simulate, tune, plot, demo and cli are left out of __all__ on purpose:
+# "from tripsense import *" must not import matplotlib.
 
 # name -> (module, attribute or None for the module itself)
 _LAZY = {
