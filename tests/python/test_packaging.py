@@ -95,3 +95,12 @@ def test_sdist_builds_and_installs(tmp_path):
                           "print(b.call(lambda: 41) + 1)"],
                          check=True, capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.strip() == "42"
+
+
+def test_import_is_light():
+    # pandas and matplotlib load only when a DataFrame or plot is asked for
+    code = ("import sys, tripsense; from tripsense import *; "
+            "print(sorted(m for m in ('pandas', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True,
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
