@@ -465,3 +465,31 @@ def test_snapshot_carries_every_field_of_the_c_snapshot():
     dropped = {"open_until_ns"}  # a monotonic deadline: seconds_until_half_open says it
     expected = {renamed.get(n, n) for n in c_fields - dropped}
     assert py_fields == expected
+
+
+def test_a_listener_may_call_back_into_the_breaker(fast):
+    states = []
+
+    def on(ev):
+        states.append((ev.to_state, fast.snapshot().state, fast.is_open()))
+
+    fast.add_listener(on)
+    trip(fast)
+    assert states == [("open", "open", True)]
+
+
+def test_decorate_with_options(fast, clock):
+    calls = []
+
+    @fast.decorate(priority=200, fallback=lambda x: -x)
+    def f(x):
+        calls.append(x)
+        return x
+
+    assert f(3) == 3
+    trip(fast)
+    assert f(4) == -4 and calls == [3]
+
+
+def test_default_registry_is_one_per_process():
+    assert tripsense.default_registry() is tripsense.default_registry()
