@@ -361,7 +361,9 @@ class Breaker:
                                     clock._ptr if clock else ffi.NULL, out),
                f"breaker {name!r}")
         keep: list = [clock]
-        ptr = ffi.gc(out[0], lambda p, _k=keep: lib.trip_breaker_free(p))
+        # defaults bind what the destructor needs: at interpreter exit the
+        # module's globals may already be None when it runs
+        ptr = ffi.gc(out[0], lambda p, _k=keep, _free=lib.trip_breaker_free: _free(p))
         self._setup(ptr, name, clock, keep, owner=None)
         self._policy(exclude, timeouts, error_weights, failure_weight, fallback,
                      timeout, priority, health_probe, probe_interval)

@@ -158,12 +158,18 @@ def _shared_store(path: Any) -> "Store":
         return s
 
 
-def _close_store(ptr: Any, attached: "weakref.WeakSet") -> None:
-    """Destructor: detach the breakers still attached, then close."""
+def _close_store(ptr: Any, attached: "weakref.WeakSet",
+                 _attach: Any = lib.trip_breaker_attach,
+                 _close: Any = lib.trip_store_close, _null: Any = ffi.NULL) -> None:
+    """Destructor: detach the breakers still attached, then close.
+
+    Everything it uses is bound as a default: at interpreter exit the
+    module's globals may already be None when it runs.
+    """
     for b in list(attached):
-        if b._b != ffi.NULL:
-            lib.trip_breaker_attach(b._b, ffi.NULL)
-    lib.trip_store_close(ptr)
+        if b._b != _null:
+            _attach(b._b, _null)
+    _close(ptr)
 
 
 class Store:
@@ -207,7 +213,7 @@ class Store:
         _check(lib.trip_store_open(os.fsencode(p), o, out), f"history {p!r}")
         self._attached: "weakref.WeakSet[Any]" = weakref.WeakSet()
         attached = self._attached
-        self._s: Any = ffi.gc(out[0], lambda ptr: _close_store(ptr, attached))
+        self._s: Any = ffi.gc(out[0], lambda ptr, _c=_close_store: _c(ptr, attached))
         self.path = p
         self.read_only = bool(read_only)
         _all_stores.add(self)

@@ -19,8 +19,8 @@ _POLICY = ("exclude", "timeouts", "error_weights", "failure_weight", "fallback",
            "timeout", "priority", "health_probe", "probe_interval")
 
 
-def _free_registry(ptr: Any, keep: list) -> None:
-    lib.trip_registry_free(ptr)
+def _free_registry(ptr: Any, keep: list, _free: Any = lib.trip_registry_free) -> None:
+    _free(ptr)
     keep.clear()
 
 
@@ -37,7 +37,8 @@ class Registry:
         _check(lib.trip_registry_new(out), "registry")
         self._keep: list = []  # clocks, stores and Breakers of the registry
         keep = self._keep
-        self._r: Any = ffi.gc(out[0], lambda p: _free_registry(p, keep))
+        # defaults bind the destructor: module globals may be None at exit
+        self._r: Any = ffi.gc(out[0], lambda p, _f=_free_registry: _f(p, keep))
         self._by_name: Dict[str, Breaker] = {}
         self._lock = threading.Lock()
 

@@ -210,3 +210,24 @@ def test_rows_are_flushed_at_interpreter_exit(tmp_path):
     )  # no flush, no close, a writer told to wait 10 minutes: exit must commit
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert len(tripsense.History(str(db)).outcomes()) == 500
+
+
+def test_exit_with_live_handles_is_clean(tmp_path):
+    import subprocess
+    import sys
+
+    db = str(tmp_path / "clean.db")
+    code = (
+        "import tripsense\n"
+        "reg = tripsense.default_registry()\n"
+        f"a = reg.get_or_create('a', history={db!r})\n"
+        "import time; clock = tripsense.ManualClock(wall_offset_ns=time.time_ns())\n"
+        f"b = tripsense.Breaker('b', history={db!r}, clock=clock)\n"
+        "a.call(lambda: 1); b.call(lambda: 1)\n"
+        "b.add_listener(lambda ev: None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Exception ignored" not in out.stderr, out.stderr
+    assert len(tripsense.History(db).outcomes()) == 2
