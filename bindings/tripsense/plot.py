@@ -216,14 +216,22 @@ def plot_timeline(data: Any, ax: Any = None, *, breaker: str | None = None,
                   & (t["from_state"].astype(str) == "closed")]
         ax.scatter(trips.index, np.full(len(trips), y0 + 2),
                    marker="v", color=STATE_COLOURS["open"], s=28, zorder=3)
-        if "rule" in trips.columns:
-            step = max(1, len(trips) // max(annotate, 1))
-            for k, (ts_, r) in enumerate(zip(trips.index,
-                                             trips["rule"].astype(str))):
-                if k % step == 0 and k // step < annotate:
-                    ax.annotate(r.replace("_", " "), (ts_, y0 + 2.1),
-                                fontsize=7, rotation=35, ha="left",
-                                va="bottom", color="#b71c1c")
+        if "rule" in trips.columns and annotate > 0:
+            # label trips in view, skipping those too close to the last
+            # label to be read (a burst of trips gets one label)
+            gap = (hi - lo) / 40
+            last = None
+            shown = 0
+            for ts_, r in zip(trips.index, trips["rule"].astype(str)):
+                if ts_ < lo or ts_ > hi or shown >= annotate:
+                    continue
+                if last is not None and ts_ - last < gap:
+                    continue
+                ax.annotate(r.replace("_", " "), (ts_, y0 + 2.1),
+                            fontsize=7, rotation=35, ha="left",
+                            va="bottom", color="#b71c1c")
+                last = ts_
+                shown += 1
     ax.set_yticks([(len(lanes) - 1 - i) * 3.0 + 1 for i in
                    range(len(lanes))])
     ax.set_yticklabels(lanes)
