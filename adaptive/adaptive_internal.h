@@ -236,12 +236,13 @@ void trip__gsl_init(void);
 double trip__binomial_tail(int64_t k, int64_t n, double p, double phi);
 
 /*
- * The same with the rate's learned between-window variance ex >= 0: the
- * rate varies as a Beta with variance at least ex (its M + 1 at most
- * p(1-p)/ex), so a service whose failures cluster by the minute is judged
- * against its own clustering, not only against phi.
+ * P(X >= k) for n trials whose rate is p x M, M lognormal with mean 1 and
+ * log-variance s2 (the binomial-lognormal mixture of clustered failures),
+ * by a midpoint rule over the normal density (step 0.025, stopping once
+ * the terms are nil: a few hundred GSL calls at most). s2 = 0 is the
+ * binomial. NaN on bad input or a numerical failure.
  */
-double trip__binomial_tail_ex(int64_t k, int64_t n, double p, double phi,
-                              double ex);
+double trip__lognormal_binomial_tail(int64_t k, int64_t n, double p,
+                                     double s2);
 
 #endif /* TRIPSENSE_ADAPTIVE_INTERNAL_H */

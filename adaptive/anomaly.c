@@ -65,6 +65,25 @@ trip_rate_excess_var_(const trip__bcell *c)
     return ex > 0 ? ex : 0;
 }
 
+/*
+ * The larger of two tails: the beta-binomial with the fixed slack phi, and
+ * the binomial mixed over a lognormal rate with the learned clustering ex
+ * (heavier-tailed than a Beta of the same variance, as clustered failures
+ * are). The mixture can only matter when the first is already within the
+ * limit, so it is computed only then (32 GSL calls, rarely).
+ */
+static double
+trip_rate_tail_(int64_t failures, int64_t calls, double p0, double phi,
+                double ex, double limit)
+{
+    double t = trip__binomial_tail(failures, calls, p0, phi);
+    if (!(t <= limit) || !(ex > 0))
+        return t;
+    double m = trip__lognormal_binomial_tail(failures, calls, p0,
+                                             log1p(ex / (p0 * p0)));
+    return isnan(m) || m > t ? m : t;
+}
+
 void
 trip__judge_rate(const trip_config *cfg, const trip__bcell *c, int64_t calls,
                  int64_t failures, double span_share, trip__rate_verdict *v)
@@ -91,10 +110,7 @@ trip__judge_rate(const trip_config *cfg, const trip__bcell *c, int64_t calls,
     int effect = v->rate >= cfg->anomaly_rate_effect * p0 && failures > 0;
     if (n * p0 < TRIP_LOWVOL_EXPECTED_) {
         v->low_volume = 1;
-        /* phi inflates the learned clustering too: a minute-to-minute
-         * spread of the rate has a heavier right tail than the Beta of the
-         * same variance (docs/algorithms.md) */
-        v->tail = trip__binomial_tail_ex(failures, calls, p0, phi, phi * ex);
+        v->tail = trip_rate_tail_(failures, calls, p0, phi, ex, v->p_limit);
         v->anomalous = v->p_limit > 0 && effect && v->tail <= v->p_limit;
     } else {
         v->anomalous = calls >= (int64_t)cfg->min_calls && effect &&

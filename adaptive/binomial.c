@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
-/* Upper tail of the binomial and of the overdispersed beta-binomial (GSL). */
+/* Upper tails of the binomial, of the overdispersed beta-binomial and of the
+ * lognormal-mixed binomial (GSL). */
 #include <math.h>
 #include <pthread.h>
 
@@ -29,24 +30,14 @@ trip__gsl_init(void)
     pthread_once(&trip_gsl_once_, trip_gsl_off_);
 }
 
-/* Prior size M = a + b of the rate's Beta(a, b), whose variance is
- * p(1-p)/(M+1): variance inflation phi at n calls, but never a rate spread
- * wider than CV^2 = phi - 1; and at least the learned between-window
- * variance ex of the rate, when there is one. */
+/* Prior size M = a + b of the rate's Beta(a, b): variance inflation phi at
+ * n calls, but never a rate spread wider than CV^2 = phi - 1. */
 static double
-trip_bb_size_(int64_t n, double p, double phi, double ex)
+trip_bb_size_(int64_t n, double p, double phi)
 {
-    double m = INFINITY;
-    if (phi > 1.0) {
-        double m_match = ((double)n - 1.0) / (phi - 1.0) - 1.0;
-        double m_min = (1.0 - p) / (p * (phi - 1.0)) - 1.0;
-        m = m_match > m_min ? m_match : m_min;
-    }
-    if (ex > 0) {
-        double m_ex = p * (1.0 - p) / ex - 1.0;
-        if (m_ex < m)
-            m = m_ex;
-    }
+    double m_match = ((double)n - 1.0) / (phi - 1.0) - 1.0;
+    double m_min = (1.0 - p) / (p * (phi - 1.0)) - 1.0;
+    double m = m_match > m_min ? m_match : m_min;
     return m > 1e-3 ? m : 1e-3;
 }
 
@@ -72,9 +63,9 @@ trip_bb_ratio_(int64_t k, int64_t n, double a, double b)
 }
 
 static double
-trip_bb_tail_(int64_t k0, int64_t n, double p, double phi, double ex)
+trip_bb_tail_(int64_t k0, int64_t n, double p, double phi)
 {
-    double m = trip_bb_size_(n, p, phi, ex);
+    double m = trip_bb_size_(n, p, phi);
     double a = p * m, b = (1.0 - p) * m;
     double sum = 0;
     if ((double)k0 > (double)n * p) {
@@ -107,13 +98,7 @@ trip_bb_tail_(int64_t k0, int64_t n, double p, double phi, double ex)
 double
 trip__binomial_tail(int64_t k, int64_t n, double p, double phi)
 {
-    return trip__binomial_tail_ex(k, n, p, phi, 0.0);
-}
-
-double
-trip__binomial_tail_ex(int64_t k, int64_t n, double p, double phi, double ex)
-{
-    if (n < 0 || !(p >= 0 && p <= 1) || !(phi >= 1) || !(ex >= 0) ||
+    if (n < 0 || !(p >= 0 && p <= 1) || !(phi >= 1) ||
         n > (int64_t)UINT32_MAX / 2)
         return NAN;
     if (k <= 0)
@@ -125,9 +110,49 @@ trip__binomial_tail_ex(int64_t k, int64_t n, double p, double phi, double ex)
     if (p >= 1)
         return 1.0;
     trip__gsl_init();
-    if (phi <= 1.0 && !(ex > 0)) {
+    if (phi <= 1.0) {
         double q = gsl_cdf_binomial_Q((unsigned)(k - 1), p, (unsigned)n);
         return isfinite(q) ? q : NAN;
     }
-    return trip_bb_tail_(k, n, p, phi, ex);
+    return trip_bb_tail_(k, n, p, phi);
+}
+
+/* Step in z of the mixture integral, and its range: the binomial tail
+ * is a step in z for large n, which Gauss-Hermite rules integrate badly. */
+#define TRIP_LN_H_ 0.025
+#define TRIP_LN_ZMAX_ 8.5
+#define TRIP_INV_SQRT_2PI_ 0.3989422804014327
+
+double
+trip__lognormal_binomial_tail(int64_t k, int64_t n, double p, double s2)
+{
+    if (n < 0 || !(p >= 0 && p <= 1) || !(s2 >= 0) || !isfinite(s2) ||
+        n > (int64_t)UINT32_MAX / 2)
+        return NAN;
+    if (k <= 0)
+        return 1.0;
+    if (k > n || p <= 0)
+        return 0.0;
+    trip__gsl_init();
+    if (s2 == 0) {
+        double q = gsl_cdf_binomial_Q((unsigned)(k - 1), p, (unsigned)n);
+        return isfinite(q) ? q : NAN;
+    }
+    double s = sqrt(s2), sum = 0;
+    /* midpoint rule from the top: the binomial tail falls with z and so
+     * does the density below 0, so the sum stops once terms are nil */
+    for (int i = 0; i < (int)(2 * TRIP_LN_ZMAX_ / TRIP_LN_H_); i++) {
+        double z = TRIP_LN_ZMAX_ - (i + 0.5) * TRIP_LN_H_;
+        double pm = p * exp(s * z - s2 / 2);
+        double q = pm >= 1 ? 1.0
+                           : gsl_cdf_binomial_Q((unsigned)(k - 1), pm,
+                                                (unsigned)n);
+        if (!isfinite(q))
+            return NAN;
+        double c = q * exp(-z * z / 2) * TRIP_INV_SQRT_2PI_ * TRIP_LN_H_;
+        sum += c;
+        if (z < 0 && c <= 1e-9 * sum)
+            break;
+    }
+    return sum < 1 ? sum : 1;
 }
