@@ -450,9 +450,11 @@ class Breaker:
 
     @staticmethod
     def _check_retry(r: Any) -> Any:
+        if r is None:  # the common case: no import on the hot path
+            return None
         from .conveniences import Retry
 
-        if r is not None and not isinstance(r, Retry):
+        if not isinstance(r, Retry):
             raise InvalidConfigError(f"retry: expected a tripsense.Retry, got {r!r}")
         return r
 
@@ -947,11 +949,44 @@ class Breaker:
                                              priority, fallback)
                 return aw  # type: ignore[return-value]
 
-            @functools.wraps(f)
-            def w(*args: Any, **kwargs: Any) -> Any:
-                return self._call(f, args, kwargs, retry, priority, fallback)
-            return w  # type: ignore[return-value]
+            if retry is not None or self._probe_fn is not None:
+                @functools.wraps(f)
+                def w(*args: Any, **kwargs: Any) -> Any:
+                    return self._call(f, args, kwargs, retry, priority, fallback)
+                return w  # type: ignore[return-value]
+            return functools.wraps(f)(self._fast_wrapper(f, priority, fallback))
         return deco
+
+    def _fast_wrapper(self, f: Callable[..., Any], priority: Optional[int],
+                      fallback: Any) -> Callable[..., Any]:
+        """The decorated call with everything inlined into one frame: the
+        common case (no retry, no health probe) is the hot path of a
+        service, and each Python frame costs about a C call."""
+        me = self
+        tls = _tls
+        allow, allow_p, record, new, tk = (_allow, _allow_priority, _record,
+                                           ffi.new, _TICKET)
+
+        def w(*args: Any, **kwargs: Any) -> Any:
+            try:
+                t = tls.free.pop()
+            except (AttributeError, IndexError):
+                t = new(tk)
+            b = me._b
+            p = me._priority if priority is None else priority
+            d = allow(b, t) if p is None else allow_p(b, t, p)
+            if d:
+                return me._refused(d, t, fallback, args, kwargs)
+            try:
+                r = f(*args, **kwargs)
+            except BaseException as e:
+                me._record_exc(t, e)
+                _give(t)
+                raise
+            record(b, t, SUCCESS)
+            _give(t)
+            return r
+        return w
 
     def __call__(self, f: F) -> F:
         """Use the breaker as a decorator of a function or coroutine function."""
