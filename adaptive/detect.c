@@ -57,6 +57,11 @@ trip_detect_check_data_(const trip_detect_opts *o, const int64_t *t,
                         const double *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        /* as replay: before 1970 is a bug in the caller, and spans between
+         * times of opposite signs overflow the decay arithmetic */
+        if (t[i] < 0)
+            return trip__fail(TRIP_EINVAL, "detect: time %zu (%lld) is "
+                              "negative", i, (long long)t[i]);
         if (i > 0 && t[i] < t[i - 1])
             return trip__fail(TRIP_EINVAL, "detect: time %zu (%lld) is "
                               "before time %zu", i, (long long)t[i], i - 1);

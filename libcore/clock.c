@@ -79,7 +79,15 @@ trip_clock_advance(trip_clock *clock, int64_t delta_ns)
         return trip__fail(TRIP_ERANGE,
                           "trip_clock_advance: delta_ns must be >= 0, got %lld",
                           (long long)delta_ns);
-    atomic_fetch_add(&clock->now_ns, delta_ns);
+    int64_t cur = atomic_load(&clock->now_ns);
+    do {
+        /* a clock that wrapped would run backwards */
+        if (delta_ns > INT64_MAX - cur)
+            return trip__fail(TRIP_ERANGE, "trip_clock_advance: %lld + %lld "
+                              "overflows the clock", (long long)cur,
+                              (long long)delta_ns);
+    } while (!atomic_compare_exchange_weak(&clock->now_ns, &cur,
+                                           cur + delta_ns));
     return TRIP_OK;
 }
 
@@ -117,8 +125,14 @@ trip__clock_coarse(const trip_clock *clock)
 int64_t
 trip_clock_wall(const trip_clock *clock)
 {
-    if (clock != NULL && clock->kind == TRIP_CLOCK_MANUAL_)
-        return trip_clock_now(clock) + clock->wall_offset_ns;
+    if (clock != NULL && clock->kind == TRIP_CLOCK_MANUAL_) {
+        int64_t wall;
+        /* saturate instead of overflowing for extreme offsets */
+        if (__builtin_add_overflow(trip_clock_now(clock),
+                                   clock->wall_offset_ns, &wall))
+            wall = clock->wall_offset_ns > 0 ? INT64_MAX : INT64_MIN;
+        return wall;
+    }
     return trip_read_clock_(CLOCK_REALTIME);
 }
 

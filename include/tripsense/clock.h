@@ -56,7 +56,7 @@ TRIP_API int trip_clock_set(trip_clock *clock, int64_t now_ns);
  * Advance a manual clock by delta_ns (>= 0).
  *
  * @return TRIP_OK; TRIP_EINVAL if clock is NULL or not manual;
- *         TRIP_ERANGE if delta_ns is negative.
+ *         TRIP_ERANGE if delta_ns is negative or would overflow the clock.
  * Thread-safety: safe from any thread.
  */
 TRIP_API int trip_clock_advance(trip_clock *clock, int64_t delta_ns);
