@@ -92,8 +92,12 @@ def _to_number(key: str, value: Any) -> float:
     if scale != 1:
         if math.isinf(v):
             raise InvalidConfigError(f"{key}: value is infinite")
+        ns = v * scale
+        if not abs(ns) < 9.2e18:
+            raise InvalidConfigError(f"{key}: {value!r} s is out of range "
+                                     f"(at most about 292 years)")
         # round to whole nanoseconds: 0.1 s is not exact in binary
-        v = float(round(v * scale))
+        v = float(round(ns))
     return v
 
 

@@ -35,6 +35,7 @@ def test_durations_round_trip_in_seconds():
     ({"min_calls": -1}, "min_calls"),
     ({"seasonality": "monthly"}, "seasonality: unknown value 'monthly'"),
     ({"open_s": float("inf")}, "open_s"),
+    ({"bucket_s": 1.8e299}, "bucket_s: .* out of range"),
     ({"anomaly_k": 9, "anomaly_m": 5}, "anomaly"),
 ])
 def test_invalid_options_name_the_option(kw, pattern):
