@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._config import int64, seconds_to_ns
 from ._lowlevel import InvalidConfigError, _check, ffi, lib
 
 NS = 1_000_000_000
@@ -39,21 +40,19 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward by ``seconds`` (>= 0)."""
-        if not seconds >= 0:
-            raise InvalidConfigError(f"advance: seconds must be >= 0, got {seconds!r}")
-        self.advance_ns(int(round(seconds * NS)))
+        self.advance_ns(seconds_to_ns(seconds, "advance"))
 
     def advance_ns(self, ns: int) -> None:
         """Move the clock forward by ``ns`` nanoseconds (>= 0)."""
-        _check(lib.trip_clock_advance(self._ptr, int(ns)), "advance")
+        _check(lib.trip_clock_advance(self._ptr, int64(ns, "advance_ns")), "advance")
 
     def set_ns(self, now_ns: int) -> None:
         """Set the monotonic reading; time may not go backwards."""
-        _check(lib.trip_clock_set(self._ptr, int(now_ns)), "set_ns")
+        _check(lib.trip_clock_set(self._ptr, int64(now_ns, "set_ns")), "set_ns")
 
     def set(self, seconds: float) -> None:
         """Set the monotonic reading in seconds."""
-        self.set_ns(int(round(seconds * NS)))
+        self.set_ns(seconds_to_ns(seconds, "set"))
 
     @property
     def now_ns(self) -> int:

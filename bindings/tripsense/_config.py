@@ -51,6 +51,25 @@ def options() -> List[str]:
     return list(PY_TO_C)
 
 
+def seconds_to_ns(value: Any, what: str, minimum: float = 0.0) -> int:
+    """Convert seconds to int64 nanoseconds, or raise InvalidConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidConfigError(f"{what}: expected seconds, got {value!r}")
+    v = float(value)
+    if not (v >= minimum and abs(v * NS) < 9.2e18):
+        raise InvalidConfigError(f"{what}: expected finite seconds >= {minimum:g}, "
+                                 f"got {value!r}")
+    return int(round(v * NS))
+
+
+def int64(value: Any, what: str) -> int:
+    """Check an int64 argument, or raise InvalidConfigError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or \
+            not -(2 ** 63) <= int(value) < 2 ** 63:
+        raise InvalidConfigError(f"{what}: expected an int64, got {value!r}")
+    return int(value)
+
+
 def _tier_code(tier: Union[str, int, None]) -> int:
     if tier is None:
         return -1

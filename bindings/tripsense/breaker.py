@@ -664,8 +664,11 @@ class Breaker:
         """
         idp = ffi.new("int *")
         thr = math.inf if threshold is None else float(threshold)
+        if not isinstance(name, str):
+            raise InvalidConfigError(f"add_signal: name must be a str, got {name!r}")
         _check(lib.trip_breaker_add_signal(self._c(), name.encode(), thr, float(z),
-                                           int(round(duration * NS)), idp),
+                                           _config.seconds_to_ns(duration, "duration"),
+                                           idp),
                f"signal {name!r}")
         self._signals[name] = idp[0]
         return name

@@ -73,6 +73,21 @@ def test_manual_clock_never_goes_back():
         c.set_ns(0)
     with pytest.raises(tripsense.InvalidConfigError):
         c.advance(-1)
+    for bad in (float("inf"), float("nan"), 1e300, "1"):
+        with pytest.raises(tripsense.InvalidConfigError, match="advance"):
+            c.advance(bad)
+    with pytest.raises(tripsense.InvalidConfigError, match="advance_ns"):
+        c.advance_ns(2 ** 70)
+    with pytest.raises(tripsense.InvalidConfigError, match="set_ns"):
+        c.set_ns(1.5)
+
+
+def test_signal_arguments_are_checked():
+    b = tripsense.Breaker("sig-args")
+    with pytest.raises(tripsense.InvalidConfigError, match="duration"):
+        b.add_signal("cpu", 0.9, duration=float("inf"))
+    with pytest.raises(tripsense.InvalidConfigError, match="name"):
+        b.add_signal(3, 0.9)
 
 
 values = st.one_of(
