@@ -861,6 +861,8 @@ class Breaker:
         Exception
             Whatever ``f`` raises (after recording it).
         """
+        if not callable(f):  # else calling it would count as a failure
+            raise TypeError(f"call: expected a callable, got {f!r}")
         return self._call(f, args, kwargs, self._check_retry(retry),
                           self._check_priority(priority), fallback)
 
@@ -933,6 +935,8 @@ class Breaker:
         ``asyncio.TimeoutError``. Other parameters as :meth:`call`; the
         fallback may be a coroutine function.
         """
+        if not callable(f):
+            raise TypeError(f"acall: expected a callable, got {f!r}")
         if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
             raise InvalidConfigError(f"timeout: expected seconds > 0, got {timeout!r}")
         return await self._acall(f, args, kwargs, timeout, self._check_retry(retry),

@@ -17,6 +17,14 @@ def test_call_passes_through_arguments_and_result(fast):
     assert (s.calls, s.successes, s.failures) == (1, 1, 0)
 
 
+def test_a_non_callable_is_refused_before_admission(fast):
+    with pytest.raises(TypeError, match="callable"):
+        fast.call(3)
+    with pytest.raises(TypeError, match="callable"):
+        asyncio.run(fast.acall("f"))
+    assert fast.snapshot().calls == 0
+
+
 def test_failures_trip_and_refusals_raise_circuit_open(fast, clock):
     trip(fast)
     assert fast.state == "open" and fast.is_open()
