@@ -128,3 +128,37 @@ def test_history_flush_while_threads_call(tmp_path):
     b.store.flush()
     st = b.store.status()
     assert st["written"] + st["dropped_full"] == b.snapshot().calls
+
+
+def test_flush_releases_the_gil_while_it_waits(tmp_path):
+    # Another connection holds the database's write lock, so flush() must
+    # wait for it in C. This thread can only take the lock away again if
+    # flush() let go of the GIL while waiting; otherwise flush would return
+    # first (after the busy timeout) and `flushed` would already be set.
+    import sqlite3
+
+    db = str(tmp_path / "gil.db")
+    s = tripsense.Store(db, busy_timeout_s=30)
+    b = _never_trips("gil", history=s)
+    b.call(_ok)
+    s.flush()
+    con = sqlite3.connect(db, isolation_level=None, timeout=0)
+    con.execute("BEGIN EXCLUSIVE")
+    for _ in range(10):
+        b.call(_ok)
+    started, flushed = threading.Event(), threading.Event()
+
+    def flush():
+        started.set()
+        s.flush()
+        flushed.set()
+
+    th = threading.Thread(target=flush)
+    th.start()
+    started.wait()
+    flushed.wait(0.2)  # give flush time to reach its wait in C
+    flushed_before_unlock = flushed.is_set()
+    con.execute("COMMIT")
+    th.join(60)
+    assert not flushed_before_unlock
+    assert flushed.is_set() and s.status()["written"] == 11
