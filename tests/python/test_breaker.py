@@ -501,3 +501,24 @@ def test_decorate_with_options(fast, clock):
 
 def test_default_registry_is_one_per_process():
     assert tripsense.default_registry() is tripsense.default_registry()
+
+
+def test_interleaved_async_with_blocks_record_their_own_calls(clock):
+    b = tripsense.Breaker("tasks", clock=clock, consecutive_failures=0,
+                          failure_rate=0)
+
+    async def one(i):
+        async with b:
+            await asyncio.sleep(0)  # every task is inside at once
+            await asyncio.sleep(0)
+            if i % 4 == 0:
+                raise Boom()
+
+    async def main():
+        res = await asyncio.gather(*(one(i) for i in range(40)),
+                                   return_exceptions=True)
+        return sum(isinstance(r, Boom) for r in res)
+
+    assert asyncio.run(main()) == 10
+    s = b.snapshot()
+    assert (s.calls, s.failures, s.successes, s.in_flight) == (40, 10, 30, 0)
