@@ -227,6 +227,9 @@ test_adaptive_behaviour_brownout(void **state)
     run r = incident(INC_BROWNOUT, 14, NULL);
     report("brownout 5x", &r);
     assert_int_equal(r.trips, 1);
+    /* 9 evaluations when measured (docs/algorithms.md): the short window
+     * must fill with the brownout first */
+    assert_true(r.evals_after_onset <= 15);
     run_end(&r);
 }
 
@@ -237,6 +240,7 @@ test_adaptive_behaviour_latency_doubling(void **state)
     run r = incident(INC_LATENCY, 14, NULL);
     report("p99 doubling", &r);
     assert_int_equal(r.trips, 1);
+    assert_true(r.evals_after_onset <= 10); /* 5 when measured */
     run_end(&r);
 }
 
@@ -247,6 +251,7 @@ test_adaptive_behaviour_night_outage(void **state)
     run r = incident(INC_OUTAGE, 3, NULL);
     report("night outage", &r);
     assert_int_equal(r.trips, 1);
+    assert_true(r.evals_after_onset <= 15); /* 7 when measured */
     run_end(&r);
 }
 
