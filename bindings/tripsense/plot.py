@@ -448,8 +448,17 @@ def plot_tradeoff(tune_df: "pd.DataFrame", ax: Any = None, *,
                              else f"{k}={r[k]}" for k in label)
             ax.annotate(text, (r[x], r[y]), xytext=(8, 8),
                         textcoords="offset points", fontsize=8)
-    ax.set_xlabel(x.replace("_", " "))
-    ax.set_ylabel(y.replace("_", " "))
+    xs = tune_df[x].to_numpy(dtype=float)
+    if len(xs) and np.nanmax(xs) > 20 * max(budget or 1.0, 1.0):
+        # a lax candidate far over budget would squash the rest against 0
+        ax.set_xscale("symlog", linthresh=max(budget or 1.0, 1.0))
+    def _axis_label(col: str) -> str:
+        if col.endswith("_s"):
+            return col[:-2].replace("_", " ") + " (s)"
+        return col.replace("_", " ")
+
+    ax.set_xlabel(_axis_label(x))
+    ax.set_ylabel(_axis_label(y))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return fig
