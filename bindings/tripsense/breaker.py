@@ -961,7 +961,8 @@ class Breaker:
                 def w(*args: Any, **kwargs: Any) -> Any:
                     return self._call(f, args, kwargs, retry, priority, fallback)
                 return w  # type: ignore[return-value]
-            return functools.wraps(f)(self._fast_wrapper(f, priority, fallback))
+            return functools.wraps(f)(  # type: ignore[return-value]
+                self._fast_wrapper(f, priority, fallback))
         return deco
 
     def _fast_wrapper(self, f: Callable[..., Any], priority: Optional[int],
