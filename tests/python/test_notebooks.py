@@ -35,3 +35,11 @@ def test_notebook_uses_a_headless_backend_before_plotting(path):
                        json.loads(path.read_text())["cells"])
     if "plot_" in source:
         assert 'matplotlib.use("Agg")' in source
+
+
+@pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.name)
+def test_notebook_carries_the_licence(path):
+    cells = json.loads(path.read_text())["cells"]
+    first = next(c for c in cells if c["cell_type"] == "code")
+    assert "".join(first["source"]).startswith(
+        "# SPDX-License-Identifier: GPL-3.0-or-later")
