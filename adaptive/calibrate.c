@@ -323,6 +323,25 @@ trip_cal_report_(const trip_cal_ *c, const trip_config *cfg,
     rep->candidates = c->candidates;
 }
 
+/* No candidate meets the budget: replay the least-tripping one in full
+ * for the report, and say why. Returns TRIP_ERANGE or a replay's error. */
+static int
+trip_cal_least_(trip_cal_ *c, int fams, double budget, double weeks,
+                trip_cal_run_ *r, trip_config *chosen)
+{
+    for (int f = 0; f < TRIP_CAL_FAMILIES_; f++)
+        c->rung[f] = trip_cal_len_(f) - 1;
+    if (fams > 0) {
+        int rc = trip_cal_try_(c, c->rung, -1, r, chosen);
+        if (rc != TRIP_OK)
+            return rc;
+    }
+    return trip__fail(TRIP_ERANGE, "trip_calibrate: no candidate meets %g "
+                      "false trips per week: the least tripping makes %.3g "
+                      "(the fixed rules alone %.3g)", budget,
+                      (double)r->trips / weeks, (double)c->floor / weeks);
+}
+
 int
 trip_calibrate(const trip_config *base, const trip_event *events, size_t n,
                double budget_per_week, trip_config *out,
@@ -363,19 +382,10 @@ trip_calibrate(const trip_config *base, const trip_event *events, size_t n,
             rc = trip_cal_family_(&c, f, share);
     if (rc == TRIP_OK && fams > 0)
         rc = trip_cal_combine_(&c, share, allowed, &r, &chosen);
-    if (rc == TRIP_ERANGE) {
-        /* report the least-tripping candidate in full */
-        for (int f = 0; f < TRIP_CAL_FAMILIES_; f++)
-            c.rung[f] = trip_cal_len_(f) - 1;
-        if (fams > 0 && trip_cal_try_(&c, c.rung, -1, &r, &chosen) != TRIP_OK)
-            return trip__fail(TRIP_ENOMEM, "trip_calibrate: out of memory");
-        trip__fail(TRIP_ERANGE, "trip_calibrate: no candidate meets %g false "
-                   "trips per week: the least tripping makes %.3g (the "
-                   "fixed rules alone %.3g)", budget_per_week,
-                   (double)r.trips / weeks, (double)c.floor / weeks);
-    } else if (rc != TRIP_OK) {
+    if (rc == TRIP_ERANGE)
+        rc = trip_cal_least_(&c, fams, budget_per_week, weeks, &r, &chosen);
+    if (rc != TRIP_OK && rc != TRIP_ERANGE)
         return rc;
-    }
     *out = chosen;
     trip_cal_report_(&c, &chosen, &r, weeks, report);
     return rc;
