@@ -388,7 +388,7 @@ class Breaker:
         self._listeners: Dict[int, Tuple[Any, _Listener]] = {}
         self._signals: Dict[str, int] = {}
         self._cv: contextvars.ContextVar = contextvars.ContextVar(
-            f"tripsense-ticket-{name}-{id(self)}", default=())
+            f"tripsense-ticket-{name}-{id(self)}", default=None)
 
     def _policy(self, exclude: Any, timeouts: Any, error_weights: Any,
                 failure_weight: float, fallback: Any, timeout: Any,
@@ -1005,20 +1005,30 @@ class Breaker:
     # ---- context managers ---------------------------------------------------
 
     def _enter(self, priority: Optional[int]) -> "Breaker":
-        t, d = self._admit(priority)
+        if self._probe_fn is None and priority is None and self._priority is None:
+            try:
+                t = _tls.free.pop()
+            except (AttributeError, IndexError):
+                t = ffi.new(_TICKET)
+            d = _allow(self._b, t)
+        else:
+            t, d = self._admit(priority)
         if d:
             err = self._refusal(d, t)
             _give(t)
             raise err
-        self._cv.set(self._cv.get() + (t,))
+        # the open blocks of this thread or task: a linked list (ticket, rest)
+        cv = self._cv
+        cv.set((t, cv.get()))
         return self
 
     def _exit(self, e: Optional[BaseException]) -> bool:
-        stack = self._cv.get()
-        if not stack:
+        cv = self._cv
+        top = cv.get()
+        if top is None:
             raise TripsenseError(f"breaker {self._name!r}: exit without enter")
-        t = stack[-1]
-        self._cv.set(stack[:-1])
+        t, rest = top
+        cv.set(rest)
         if e is None:
             _record(self._b, t, SUCCESS)
         else:
