@@ -514,10 +514,23 @@ def _candidates(grid: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _map(fn: Any, items: Sequence[Any], n_jobs: int) -> list[Any]:
+    """fn over items, in order; threads when n_jobs > 1 (the replay runs in
+    C with the GIL released, so candidates overlap on several cores)."""
+    if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be an int >= 1, got {n_jobs!r}")
+    if n_jobs == 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        return list(pool.map(fn, items))
+
+
 def tune(data: Any, grid: Any = None, *, false_trip_budget: float = 1.0,
          incidents: Any = None, base: Mapping[str, Any] | None = None,
-         weeks: float | None = None, grace_s: float = 120.0
-         ) -> "pd.DataFrame":
+         weeks: float | None = None, grace_s: float = 120.0,
+         n_jobs: int = 1) -> "pd.DataFrame":
     """Replay candidate configurations and rank them.
 
     Parameters
@@ -541,6 +554,9 @@ def tune(data: Any, grid: Any = None, *, false_trip_budget: float = 1.0,
         Length of the span (default: the simulation's, or the data's).
     grace_s : float
         See :func:`score_runs`.
+    n_jobs : int
+        Candidates replayed at once, in threads (the results do not depend
+        on it).
 
     Returns
     -------
@@ -573,12 +589,15 @@ def tune(data: Any, grid: Any = None, *, false_trip_budget: float = 1.0,
     arrays, inc0, weeks0, end_ns = _prepare(data)
     inc = incidents if incidents is not None else inc0
     base = dict(base or {})
-    rows = []
-    for i, cand in enumerate(cands):
+
+    def one(cand: dict[str, Any]) -> dict[str, Any]:
         runs = replay_breakers(arrays, {**base, **cand})
-        m = score_runs(runs, inc, weeks=weeks or weeks0, end_ns=end_ns,
-                       grace_s=grace_s).to_dict("records")[0]
-        rows.append({"candidate": i, **cand, **m})
+        return score_runs(runs, inc, weeks=weeks or weeks0, end_ns=end_ns,
+                          grace_s=grace_s).to_dict("records")[0]
+
+    scores = _map(one, cands, n_jobs)
+    rows = [{"candidate": i, **cand, **m}
+            for i, (cand, m) in enumerate(zip(cands, scores))]
     keys = list(dict.fromkeys(k for c in cands for k in c))
     df = pd.DataFrame(rows, columns=["candidate", *keys, *METRIC_COLUMNS])
     df["within_budget"] = df["false_trips_per_week"] <= false_trip_budget

@@ -249,3 +249,12 @@ def test_tune_reads_a_history_file(small_sim, tmp_path):
     assert (df["calls"] == admitted).all()
     with pytest.raises(tripsense.StoreError):
         tune(str(tmp_path / "missing.db"))
+
+
+def test_tune_in_threads_gives_the_same_ranking(small_sim):
+    grid = {"anomaly_z": [4.0, 6.0], "failure_rate": [0.3, 0.5]}
+    one = tune(small_sim, grid)
+    two = tune(small_sim, grid, n_jobs=2)
+    pd.testing.assert_frame_equal(one, two)
+    with pytest.raises(ValueError, match="n_jobs"):
+        tune(small_sim, grid, n_jobs=0)
