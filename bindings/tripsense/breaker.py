@@ -863,8 +863,28 @@ class Breaker:
         """
         if not callable(f):  # else calling it would count as a failure
             raise TypeError(f"call: expected a callable, got {f!r}")
-        return self._call(f, args, kwargs, self._check_retry(retry),
-                          self._check_priority(priority), fallback)
+        if retry is not None or priority is not None or self._probe_fn is not None:
+            return self._call(f, args, kwargs, self._check_retry(retry),
+                              self._check_priority(priority), fallback)
+        # the common case inlined, as in the decorator
+        try:
+            t = _tls.free.pop()
+        except (AttributeError, IndexError):
+            t = ffi.new(_TICKET)
+        b = self._b
+        p = self._priority
+        d = _allow(b, t) if p is None else _allow_priority(b, t, p)
+        if d:
+            return self._refused(d, t, fallback, args, kwargs)
+        try:
+            r = f(*args, **kwargs)
+        except BaseException as e:
+            self._record_exc(t, e)
+            _give(t)
+            raise
+        _record(b, t, SUCCESS)
+        _give(t)
+        return r
 
     def _call_retry(self, f: Callable[..., Any], args: tuple, kwargs: dict,
                     retry: Any, priority: Optional[int], fallback: Any) -> Any:
