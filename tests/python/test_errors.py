@@ -39,3 +39,22 @@ def test_error_classes_are_also_builtin_kinds():
     assert issubclass(tripsense.InvalidConfigError, ValueError)
     assert issubclass(tripsense.StoreError, OSError)
     assert issubclass(tripsense.NotFoundError, KeyError)
+
+
+def test_circuit_open_error_message_and_pickling():
+    import pickle
+
+    e = tripsense.CircuitOpenError("db", "open", "rejected", "failure_rate", 2.5,
+                                   0.75, 0.5)
+    assert str(e) == ("circuit 'db' is open: call rejected (last trip: "
+                      "failure_rate, score 0.75 >= 0.5); retry after 2.500 s")
+    e2 = pickle.loads(pickle.dumps(e))
+    assert (e2.breaker, e2.state, e2.decision, e2.rule, e2.retry_after) == \
+        ("db", "open", "rejected", "failure_rate", 2.5)
+    assert str(e2) == str(e)
+
+
+def test_messages_come_from_the_c_library():
+    with pytest.raises(tripsense.InvalidConfigError) as ei:
+        tripsense.Breaker("bad", failure_rate=2.0)
+    assert "failure_rate" in str(ei.value) and ei.value.status_name == "TRIP_EINVAL"
