@@ -245,4 +245,13 @@ double trip__binomial_tail(int64_t k, int64_t n, double p, double phi);
 double trip__lognormal_binomial_tail(int64_t k, int64_t n, double p,
                                      double s2);
 
+/*
+ * The same, for a decision against limit > 0: the result is <= limit
+ * exactly when the tail is, but is only a bound when it is far from the
+ * limit (an upper bound below it from one GSL call, or a partial sum
+ * above it), so a clear verdict costs a few GSL calls, not hundreds.
+ */
+double trip__lognormal_binomial_tail_lim(int64_t k, int64_t n, double p,
+                                         double s2, double limit);
+
 #endif /* TRIPSENSE_ADAPTIVE_INTERNAL_H */

@@ -70,7 +70,9 @@ trip_rate_excess_var_(const trip__bcell *c)
  * the binomial mixed over a lognormal rate with the learned clustering ex
  * (heavier-tailed than a Beta of the same variance, as clustered failures
  * are). The mixture can only matter when the first is already within the
- * limit, so it is computed only then (32 GSL calls, rarely).
+ * limit, so it is computed only then, and only as far as the verdict
+ * needs: the score reported is then exact near the limit, a bound far
+ * from it.
  */
 static double
 trip_rate_tail_(int64_t failures, int64_t calls, double p0, double phi,
@@ -79,8 +81,8 @@ trip_rate_tail_(int64_t failures, int64_t calls, double p0, double phi,
     double t = trip__binomial_tail(failures, calls, p0, phi);
     if (!(t <= limit) || !(ex > 0))
         return t;
-    double m = trip__lognormal_binomial_tail(failures, calls, p0,
-                                             log1p(ex / (p0 * p0)));
+    double m = trip__lognormal_binomial_tail_lim(failures, calls, p0,
+                                                 log1p(ex / (p0 * p0)), limit);
     return isnan(m) || m > t ? m : t;
 }
 

@@ -126,6 +126,48 @@ trip__binomial_tail(int64_t k, int64_t n, double p, double phi)
 double
 trip__lognormal_binomial_tail(int64_t k, int64_t n, double p, double s2)
 {
+    return trip__lognormal_binomial_tail_lim(k, n, p, s2, 0.0);
+}
+
+/* Upper bound P(Z >= z*) + P(X >= k | rate p R(z*)), z* where the first is
+ * limit/2: one GSL call, enough to settle a clearly anomalous window. */
+static double
+trip_ln_upper_(int64_t k, int64_t n, double p, double s, double limit)
+{
+    double z = gsl_cdf_ugaussian_Qinv(limit / 2);
+    double pm = p * exp(s * z - s * s / 2);
+    if (!isfinite(z) || pm >= 1)
+        return 1.0;
+    double q = gsl_cdf_binomial_Q((unsigned)(k - 1), pm, (unsigned)n);
+    return isfinite(q) ? limit / 2 + q : 1.0;
+}
+
+/* Lower bound P(Z >= z) P(X >= k | rate p R(z)) at a few z whose normal
+ * tail is above the limit: settles a clearly normal window in a few calls. */
+static double
+trip_ln_lower_(int64_t k, int64_t n, double p, double s, double limit)
+{
+    static const double mult[3] = {100.0, 10.0, 2.0};
+    double best = 0;
+    for (int i = 0; i < 3; i++) {
+        double tz = limit * mult[i];
+        if (tz >= 0.5)
+            continue;
+        double z = gsl_cdf_ugaussian_Qinv(tz);
+        double pm = p * exp(s * z - s * s / 2);
+        double q = pm >= 1 ? 1.0
+                           : gsl_cdf_binomial_Q((unsigned)(k - 1), pm,
+                                                (unsigned)n);
+        if (isfinite(q) && tz * q > best)
+            best = tz * q;
+    }
+    return best;
+}
+
+double
+trip__lognormal_binomial_tail_lim(int64_t k, int64_t n, double p, double s2,
+                                  double limit)
+{
     if (n < 0 || !(p >= 0 && p <= 1) || !(s2 >= 0) || !isfinite(s2) ||
         n > (int64_t)UINT32_MAX / 2)
         return NAN;
@@ -139,10 +181,27 @@ trip__lognormal_binomial_tail(int64_t k, int64_t n, double p, double s2)
         return isfinite(q) ? q : NAN;
     }
     double s = sqrt(s2), sum = 0;
+    double ztop = TRIP_LN_ZMAX_;
+    if (limit > 0) {
+        double b = trip_ln_lower_(k, n, p, s, limit);
+        if (b > limit)
+            return b;
+        b = trip_ln_upper_(k, n, p, s, limit);
+        if (b <= limit)
+            return b;
+        /* the mass above ztop, limit/1e4, is counted in full (as if every
+         * call there failed): the result stays an upper bound */
+        double zt = gsl_cdf_ugaussian_Qinv(limit * 1e-4);
+        if (isfinite(zt) && zt < ztop) {
+            ztop = zt;
+            sum = limit * 1e-4;
+        }
+    }
     /* midpoint rule from the top: the binomial tail falls with z and so
-     * does the density below 0, so the sum stops once terms are nil */
-    for (int i = 0; i < (int)(2 * TRIP_LN_ZMAX_ / TRIP_LN_H_); i++) {
-        double z = TRIP_LN_ZMAX_ - (i + 0.5) * TRIP_LN_H_;
+     * does the density below 0, so the sum stops once terms are nil, or
+     * once it is past the limit (the partial sums only grow) */
+    for (int i = 0; i < (int)((ztop + TRIP_LN_ZMAX_) / TRIP_LN_H_); i++) {
+        double z = ztop - (i + 0.5) * TRIP_LN_H_;
         double pm = p * exp(s * z - s2 / 2);
         double q = pm >= 1 ? 1.0
                            : gsl_cdf_binomial_Q((unsigned)(k - 1), pm,
@@ -151,7 +210,7 @@ trip__lognormal_binomial_tail(int64_t k, int64_t n, double p, double s2)
             return NAN;
         double c = q * exp(-z * z / 2) * TRIP_INV_SQRT_2PI_ * TRIP_LN_H_;
         sum += c;
-        if (z < 0 && c <= 1e-9 * sum)
+        if ((z < 0 && c <= 1e-9 * sum) || (limit > 0 && sum > limit))
             break;
     }
     return sum < 1 ? sum : 1;

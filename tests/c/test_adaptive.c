@@ -243,6 +243,19 @@ test_adaptive_lognormal_binomial_tail(void **state)
             assert_true(t > trip__lognormal_binomial_tail(
                                 kn[i][0], kn[i][1], 0.007, s2 / 3));
         }
+    /* against a limit: the same verdict, with a bound on the right side */
+    static const double limits[3] = {5e-6, 3e-5, 1e-3};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++)
+            for (double s2 = 0.05; s2 < 1; s2 *= 3) {
+                double e = trip__lognormal_binomial_tail(kn[i][0], kn[i][1],
+                                                         0.007, s2);
+                double b = trip__lognormal_binomial_tail_lim(
+                    kn[i][0], kn[i][1], 0.007, s2, limits[j]);
+                assert_int_equal(b <= limits[j], e <= limits[j]);
+                assert_true(b <= limits[j] ? b >= e * (1 - 1e-12)
+                                           : b <= e * (1 + 1e-12));
+            }
     assert_true(isnan(trip__lognormal_binomial_tail(3, 4, 0.01, -1)));
     assert_true(isnan(trip__lognormal_binomial_tail(3, 4, 0.01, NAN)));
     assert_true(isnan(trip__lognormal_binomial_tail(3, 4, 1.5, 0.1)));
