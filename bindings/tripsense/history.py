@@ -118,6 +118,17 @@ def to_ns(t: Any, what: str = "time") -> int:
                              f"nanoseconds, got {type(t).__name__} {t!r}")
 
 
+def _grow(arr: np.ndarray, size: int) -> np.ndarray:
+    """Return a larger array of the same exact dtype holding arr's rows.
+
+    Never np.concatenate: NumPy 2 packs structured dtypes there, dropping
+    the C struct's padding, and C would then write past the buffer.
+    """
+    out = np.empty(size, dtype=arr.dtype)
+    out[:len(arr)] = arr
+    return out
+
+
 def _index(ns: np.ndarray) -> Any:
     pd = _pd()
     return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("datetime64[ns]"),
@@ -195,6 +206,9 @@ class Store:
     InvalidConfigError
         For an unknown or invalid option.
     """
+
+    # tests set a small first buffer to exercise paging
+    _first_cap: Optional[int] = None
 
     def __init__(self, path: Union[str, "os.PathLike[str]"], *,
                  read_only: bool = False, **opts: Any) -> None:
@@ -345,28 +359,34 @@ class Store:
         cnt = ffi.new("int64_t *")
         _check(lib.trip_store_count(s, table, bid, lo, hi, cnt), f"history {self.path!r}")
         dtype = struct_dtype(cname)
-        arr = np.zeros(max(int(cnt[0]), 0) + 64, dtype=dtype)
+        # the count sizes the buffer; rows written since are read by paging
+        first = self._first_cap or max(int(cnt[0]), 0) + 64
+        arr = np.empty(first, dtype=dtype)
         n = ffi.new("size_t *")
         more = ffi.new("int *")
         pos = 0
         while True:
             cap = len(arr) - pos
             if cap < 64:
-                arr = np.concatenate([arr, np.zeros(len(arr) + 64, dtype=dtype)])
+                arr = _grow(arr, 2 * len(arr) + 64)
                 cap = len(arr) - pos
             buf = ffi.from_buffer(cname + "[]", arr[pos:])
+            # C writes cap rows of its own struct size: never more than fit
+            if arr.dtype.itemsize != ffi.sizeof(cname) or len(buf) < cap:
+                raise TripsenseError(f"internal error: buffer for {cname} does "
+                                     f"not match the C layout")
             if time_field is None:
                 rc = reader(s, bid, buf, cap, n, more)
             else:
                 rc = reader(s, bid, lo, hi, buf, cap, n, more)
             if rc == lib.TRIP_ERANGE and time_field is not None:
                 # one timestamp has more rows than cap: grow and read again
-                arr = np.concatenate([arr, np.zeros(len(arr), dtype=dtype)])
+                arr = _grow(arr, 2 * len(arr))
                 continue
             _check(rc, f"history {self.path!r}")
             if time_field is None:
                 if more[0]:  # no paging key: read everything again, larger
-                    arr = np.zeros(len(arr) * 2, dtype=dtype)
+                    arr = np.empty(len(arr) * 2, dtype=dtype)
                     continue
                 pos = n[0]
                 break

@@ -120,17 +120,20 @@ def test_empty_frames_keep_their_columns(db, clock):
 
 
 def test_paging_reads_every_row(tmp_path, clock):
-    # more rows than the first buffer guess: the count is exact, so force
-    # paging by writing after counting is impossible here; instead read a
-    # large history and compare with the status counter
     db = str(tmp_path / "big.db")
     b = tripsense.Breaker("big", clock=clock, history=db)
-    for _ in range(20000):
-        clock.advance_ns(1_000_000)
+    for i in range(5000):
+        if i % 7:  # bursts of calls sharing one timestamp
+            clock.advance_ns(1_000_000)
         b.call(lambda: None)
     b.store.flush()
-    o = tripsense.History(db).outcomes()
-    assert len(o) == 20000 and o.index.is_monotonic_increasing
+    h = tripsense.History(db)
+    whole = h.outcomes()
+    h._first_cap = 100  # read in pages of ~100 rows, growing the buffer
+    paged = h.outcomes()
+    assert len(whole) == len(paged) == 5000
+    assert (whole.index == paged.index).all()
+    assert paged.index.is_monotonic_increasing
 
 
 def test_missing_file_read_only_is_a_store_error(tmp_path):
@@ -233,3 +236,19 @@ def test_exit_with_live_handles_is_clean(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "Exception ignored" not in out.stderr, out.stderr
     assert len(tripsense.History(db).outcomes()) == 2
+
+
+def test_paging_grows_past_a_burst_sharing_one_timestamp(tmp_path, clock):
+    # 250 rows with one timestamp cannot be split across pages: the reader
+    # must grow its buffer (TRIP_ERANGE) and never write past it
+    db = str(tmp_path / "burst.db")
+    b = tripsense.Breaker("burst", clock=clock, history=db)
+    for burst in range(4):
+        clock.advance(1)
+        for _ in range(250):
+            b.call(lambda: None)
+    b.store.flush()
+    h = tripsense.History(db)
+    h._first_cap = 100
+    o = h.outcomes()
+    assert len(o) == 1000 and o.index.nunique() == 4
