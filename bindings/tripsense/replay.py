@@ -436,6 +436,8 @@ def calibrate(events: Any, budget_per_week: float = 1.0, config: Any = None,
     ev["outcome"] = outcome
     if prio is not None:
         ev["priority"] = prio
+    if ev.dtype.itemsize != ffi.sizeof("trip_event"):  # C reads n structs
+        raise InvalidConfigError("calibrate: internal error: event layout mismatch")
     out = ffi.new("trip_config *")
     rep = ffi.new("trip_calibration *")
     rc = lib.trip_calibrate(base, ffi.from_buffer("trip_event[]", ev) if n else ffi.NULL,
