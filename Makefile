@@ -88,7 +88,8 @@ build: deps
 
 # pip reinstalls the package only when something it is built from changes.
 VENV_STAMP := $(VENV)/.tripsense-installed
-VENV_INPUTS := $(wildcard setup.py setup.cfg pyproject.toml MANIFEST.in) \
+VENV_INPUTS := $(wildcard setup.py setup.cfg pyproject.toml MANIFEST.in \
+        docs/python.md) \
     sources.txt $(shell find include libcore adaptive bindings -type f \
         ! -name '*.pyc' ! -name '*.so' ! -name '*.o' \
         ! -name '_tripsense*.c' ! -path '*/__pycache__/*' \
@@ -199,6 +200,6 @@ clean:
 	    bindings/tripsense/_tripsense*.c *.egg-info bindings/*.egg-info
 
 distclean: clean
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .hypothesis
 
 -include $(sort $(wildcard mk/*.mk))
