@@ -160,15 +160,17 @@ soak: $(SOAK_PROC)
 		$(REL_DIR)/soak/crash $(SOAK_KILLS)
 
 # pytest against the extension built with ASan+UBSan (gcc), libasan
-# preloaded into Python. Leak checking is off: CPython itself leaks at
-# exit; the C tests check leaks (sanitize, valgrind). The sources are
-# copied out so that setuptools' build/ stays out of the checkout.
+# preloaded into Python with libstdc++ (else ASan's __cxa_throw hook fails
+# when matplotlib's C++ code throws). Leak checking is off: CPython itself
+# leaks at exit; the C tests check leaks (sanitize, valgrind). The sources
+# are copied out so that setuptools' build/ stays out of the checkout.
 PYASAN_VENV := $(REL_DIR)/pyasan
 PYASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer -g -O1
 PYASAN_ENV := ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	LD_PRELOAD=$$(gcc -print-file-name=libasan.so)
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) \
+	$$(gcc -print-file-name=libstdc++.so)"
 
 sanitize-python:
 	[ -x $(PYASAN_VENV)/bin/python ] || python3 -m venv $(PYASAN_VENV)
