@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from typing import (Any, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar,
@@ -46,6 +47,7 @@ _allow = lib.trip_allow
 _allow_priority = lib.trip_allow_priority
 _record = lib.trip_record
 _record_weighted = lib.trip_record_weighted
+_monotonic_ns = time.monotonic_ns
 _TICKET = ffi.typeof("trip_ticket *")
 _SNAP = ffi.typeof("trip_snapshot *")
 _tls = threading.local()
@@ -1120,7 +1122,11 @@ class Breaker:
     # ---- health probes ----------------------------------------------------
 
     def _now_ns(self) -> int:
-        return int(lib.trip_clock_now(self._clock._ptr if self._clock else ffi.NULL))
+        if self._clock is None:
+            # the system clock reads CLOCK_MONOTONIC, as time.monotonic_ns()
+            # does on POSIX: no call into C on the rejected path
+            return _monotonic_ns()
+        return int(lib.trip_clock_now(self._clock._ptr))
 
     def probe(self) -> Optional[str]:
         """Run the health probe if one is due; return its outcome name.

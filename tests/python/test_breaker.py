@@ -522,3 +522,22 @@ def test_interleaved_async_with_blocks_record_their_own_calls(clock):
     assert asyncio.run(main()) == 10
     s = b.snapshot()
     assert (s.calls, s.failures, s.successes, s.in_flight) == (40, 10, 30, 0)
+
+
+def test_python_and_c_read_the_same_monotonic_clock():
+    import time
+
+    from tripsense._lowlevel import ffi, lib
+
+    a = time.monotonic_ns()
+    c = lib.trip_clock_now(ffi.NULL)
+    b = time.monotonic_ns()
+    assert a <= c <= b  # retry_after of the system clock relies on it
+
+
+def test_retry_after_with_the_system_clock():
+    b = tripsense.Breaker("sys", consecutive_failures=1, open_s=30, jitter=0)
+    trip(b)
+    with pytest.raises(tripsense.CircuitOpenError) as ei:
+        b.call(lambda: 1)
+    assert 0 < ei.value.retry_after <= 30
