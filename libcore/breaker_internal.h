@@ -32,6 +32,12 @@ enum trip_ctr_ {
     TRIP_C_ALLOWED_,  /* in-flight = allowed - (outcomes + late): every
                          record adds exactly one of those */
     TRIP_C_FAILW_,    /* failure weights in thousandths (issue 9) */
+    /* late results by kind (the rest of LATE_ are successes): kept out of
+     * the windows but counted in the history's rollups, which count every
+     * outcome */
+    TRIP_C_LATE_FAILURE_,
+    TRIP_C_LATE_TIMEOUT_,
+    TRIP_C_LATE_IGNORED_,
     TRIP_C_COUNT_
 };
 

@@ -176,6 +176,8 @@ trip_record_at_(trip_breaker *b, const trip_ticket *t, int outcome,
         /* issued before the last state change, or refused in shadow mode:
          * never counted into the current state's windows */
         trip_inc_(st, TRIP_C_LATE_);
+        if (outcome != TRIP_SUCCESS)
+            trip_inc_(st, TRIP_C_LATE_FAILURE_ + outcome - TRIP_FAILURE);
         return TRIP_OK;
     }
     trip_inc_(st, outcome);

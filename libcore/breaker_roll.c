@@ -153,6 +153,14 @@ trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window,
         b->totals.c[c] += bucket->c[c];
         b->minute.c[c] += bucket->c[c];
     }
+    /* the minute's rollup counts late results as the outcomes they are */
+    const uint64_t *c = bucket->c;
+    uint64_t late_other = c[TRIP_C_LATE_FAILURE_] + c[TRIP_C_LATE_TIMEOUT_] +
+                          c[TRIP_C_LATE_IGNORED_];
+    b->minute.c[TRIP_C_SUCCESS_] += c[TRIP_C_LATE_] - late_other;
+    b->minute.c[TRIP_C_FAILURE_] += c[TRIP_C_LATE_FAILURE_];
+    b->minute.c[TRIP_C_TIMEOUT_] += c[TRIP_C_LATE_TIMEOUT_];
+    b->minute.c[TRIP_C_IGNORED_] += c[TRIP_C_LATE_IGNORED_];
     b->totals.lat_sum_s += bucket->lat_sum_s;
     b->minute.lat_sum_s += bucket->lat_sum_s;
     if (into_window) {

@@ -644,6 +644,47 @@ test_store_sampling_keeps_failures_and_slow_calls(void **state)
     env_free(e);
 }
 
+/* A result that arrives after the state changed stays out of the windows
+ * but is still an outcome: the minute's rollup counts it. */
+static void
+test_store_rollups_count_late_results(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    quiet_config(&cfg);
+    env *e = env_new(":memory:", NULL, &cfg);
+    trip_ticket early;
+    assert_int_equal(trip_allow(e->b, &early), TRIP_PASS);
+    for (int i = 0; i < 5; i++) {
+        trip_clock_advance(e->clk, 100 * TEST_MS_);
+        call(e, TRIP_FAILURE, 0.01);
+    }
+    trip_clock_advance(e->clk, 2 * TEST_S_);
+    assert_int_equal(trip_breaker_state(e->b), TRIP_OPEN);
+    assert_int_equal(trip_record_latency(e->b, &early, TRIP_TIMEOUT, 2.2),
+                     TRIP_OK);
+    trip_snapshot snap;
+    trip_snapshot_get(e->b, &snap);
+    assert_int_equal(snap.late, 1);
+    trip_breaker_attach(e->b, NULL);
+    trip_store_flush(e->s);
+    trip_rollup_row r[8];
+    size_t n = 0;
+    int more = 0;
+    trip_store_read_rollups(e->s, -1, 0, INT64_MAX, r, 8, &n, &more);
+    int64_t calls = 0, fails = 0, timeouts = 0;
+    for (size_t i = 0; i < n; i++) {
+        calls += r[i].calls;
+        fails += r[i].failures;
+        timeouts += r[i].timeouts;
+    }
+    assert_int_equal(calls, 6);
+    assert_int_equal(fails, 5);
+    assert_int_equal(timeouts, 1);
+    assert_int_equal(count(e->s, 0), 6);
+    env_free(e);
+}
+
 int
 main(void)
 {
@@ -661,6 +702,7 @@ main(void)
         cmocka_unit_test(test_store_read_only_refuses_attach),
         cmocka_unit_test(test_store_deleted_file_is_recreated),
         cmocka_unit_test(test_store_sampling_keeps_failures_and_slow_calls),
+        cmocka_unit_test(test_store_rollups_count_late_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
