@@ -46,7 +46,10 @@ _OUTCOME_CATS = ["refused", "success", "failure", "timeout", "ignored"]
 _STATE_CATS = [_string(lib.trip_state_name(i)) for i in range(7)]
 _DECISION_CATS = [_string(lib.trip_decision_name(i)) for i in range(3)]
 _RULE_CATS = [_string(lib.trip_rule_name(i)) for i in range(lib.TRIP_RULE_COUNT_)]
-_METRIC_CATS = ["failure_rate", "log_p95", "log_p99"]
+# baseline metric ids of include/tripsense/store.h (trip_baseline_row)
+_METRIC_CATS = ["failure_rate", "log_p95", "log_p99", "inv_n_rate",
+                "inv_n_p95", "log_q", "inv_n_p99", "inv_n_q",
+                "rate_excess_var"]
 
 _SAMPLE = {"all": 0, "one_in_n": 1, "failures": 2}
 

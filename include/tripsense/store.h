@@ -144,7 +144,12 @@ typedef struct trip_transition_row {
 typedef struct trip_baseline_row {
     int breaker_id;
     int bucket;          /* 0..167 hour of week, 0..23 hour of day, -1 global */
-    int metric;          /* 0 failure rate, 1 log p95, 2 log p99 */
+    int metric;          /* 0 failure rate, 1 log p95, 2 log p99,
+                            3 1/calls behind the rate, 4 1/samples behind
+                            log p95, 5 log of the configured quantile,
+                            6 1/samples behind log p99, 7 1/samples behind
+                            metric 5, 8 excess rate variance between
+                            windows (docs/algorithms.md) */
     double mean, var;
     int64_t n;
     int64_t updated_ns;
