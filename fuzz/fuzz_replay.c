@@ -67,7 +67,8 @@ static int
 fz_events_valid(void)
 {
     for (size_t i = 0; i < ev_.n; i++) {
-        if (ev_.wall[i] < 0 || (i > 0 && ev_.wall[i] < ev_.wall[i - 1]))
+        if (ev_.wall[i] < 0 || ev_.wall[i] > ((int64_t)1 << 62) ||
+            (i > 0 && ev_.wall[i] < ev_.wall[i - 1]))
             return 0;
         if (!isfinite(ev_.lat[i]) || ev_.lat[i] < 0 ||
             ev_.lat[i] > 86400.0 * 365)

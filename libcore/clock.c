@@ -28,10 +28,10 @@ trip_clock_manual_new(int64_t start_ns, int64_t wall_offset_ns,
     if (out == NULL)
         return trip__fail(TRIP_EINVAL, "trip_clock_manual_new: out is NULL");
     *out = NULL;
-    if (start_ns < 0)
+    if (start_ns < 0 || start_ns > TRIP__TIME_MAX_NS)
         return trip__fail(TRIP_EINVAL,
-                          "trip_clock_manual_new: start_ns must be >= 0, "
-                          "got %lld", (long long)start_ns);
+                          "trip_clock_manual_new: start_ns must be in "
+                          "[0, 2^62], got %lld", (long long)start_ns);
     trip_clock *c = trip__calloc(1, sizeof *c);
     if (c == NULL)
         return trip__fail(TRIP_ENOMEM, "trip_clock_manual_new: out of memory");
@@ -60,6 +60,10 @@ trip_clock_set(trip_clock *clock, int64_t now_ns)
         return rc;
     int64_t cur = atomic_load(&clock->now_ns);
     do {
+        if (now_ns > TRIP__TIME_MAX_NS)
+            return trip__fail(TRIP_ERANGE, "trip_clock_set: %lld is past "
+                              "the clock's range (2^62 ns)",
+                              (long long)now_ns);
         if (now_ns < cur)
             return trip__fail(TRIP_ERANGE,
                               "trip_clock_set: time may not go backwards "
@@ -81,11 +85,10 @@ trip_clock_advance(trip_clock *clock, int64_t delta_ns)
                           (long long)delta_ns);
     int64_t cur = atomic_load(&clock->now_ns);
     do {
-        /* a clock that wrapped would run backwards */
-        if (delta_ns > INT64_MAX - cur)
+        if (delta_ns > TRIP__TIME_MAX_NS - cur)
             return trip__fail(TRIP_ERANGE, "trip_clock_advance: %lld + %lld "
-                              "overflows the clock", (long long)cur,
-                              (long long)delta_ns);
+                              "is past the clock's range (2^62 ns)",
+                              (long long)cur, (long long)delta_ns);
     } while (!atomic_compare_exchange_weak(&clock->now_ns, &cur,
                                            cur + delta_ns));
     return TRIP_OK;

@@ -48,6 +48,11 @@ char *trip__strdup(const char *s);
 TRIP_API void trip__test_fail_alloc_after(long n);
 TRIP_API long trip__test_alloc_count(void);
 
+/* The latest time a manual clock or a replay may reach: 2^62 ns (146
+ * years). The engine adds durations (buckets, open periods, windows) to
+ * the time; below this bound none of those sums can overflow. */
+#define TRIP__TIME_MAX_NS ((int64_t)1 << 62)
+
 /* Coarse monotonic reading (a few ms resolution) for the rejected path. */
 int64_t trip__clock_coarse(const trip_clock *clock);
 

@@ -63,6 +63,10 @@ trip_replay_check_(const int64_t *wall, const double *lat,
         return trip__fail(TRIP_EINVAL, "replay: event %zu: time %lld is "
                           "negative or before the previous event", i,
                           (long long)wall[i]);
+    if (wall[i] > TRIP__TIME_MAX_NS)
+        return trip__fail(TRIP_EINVAL, "replay: event %zu: time %lld is "
+                          "past 2^62 ns (the year 2116)", i,
+                          (long long)wall[i]);
     /* the limits of trip_record_latency(): an event it would refuse must
      * not be admitted and then never recorded */
     if (!isfinite(lat[i]) || lat[i] < 0 || lat[i] > 86400.0 * 365)
@@ -130,8 +134,8 @@ trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
         if (!r->decisions || !r->states)
             rc = TRIP_ENOMEM;
     }
-    if (rc == TRIP_OK && n > 0 && wall_ns[0] < 0)
-        rc = trip__fail(TRIP_EINVAL, "replay: event 0: negative time");
+    if (rc == TRIP_OK && n > 0)
+        rc = trip_replay_check_(wall_ns, latency_s, outcome, priority, 0);
     if (rc == TRIP_OK)
         rc = trip_clock_manual_new(n ? wall_ns[0] : 0, 0, &clk);
     if (rc == TRIP_OK)

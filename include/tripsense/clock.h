@@ -37,7 +37,8 @@ TRIP_API trip_clock *trip_clock_system(void);
  * @param start_ns   initial monotonic reading, nanoseconds.
  * @param wall_offset_ns  wall = monotonic + wall_offset_ns.
  * @param out        receives the clock; set to NULL on failure.
- * @return TRIP_OK, TRIP_EINVAL (out is NULL or start_ns < 0), TRIP_ENOMEM.
+ * @return TRIP_OK, TRIP_EINVAL (out is NULL, start_ns < 0 or > 2^62),
+ *         TRIP_ENOMEM.
  * Thread-safety: safe from any thread.
  */
 TRIP_API int trip_clock_manual_new(int64_t start_ns, int64_t wall_offset_ns,
@@ -47,7 +48,8 @@ TRIP_API int trip_clock_manual_new(int64_t start_ns, int64_t wall_offset_ns,
  * Set a manual clock's monotonic reading. Time may not go backwards.
  *
  * @return TRIP_OK; TRIP_EINVAL if clock is NULL or not manual;
- *         TRIP_ERANGE if now_ns is before the current reading.
+ *         TRIP_ERANGE if now_ns is before the current reading or past
+ *         2^62 ns (146 years), the latest time a manual clock reaches.
  * Thread-safety: safe; readers in other threads see the old or new value.
  */
 TRIP_API int trip_clock_set(trip_clock *clock, int64_t now_ns);
@@ -56,7 +58,7 @@ TRIP_API int trip_clock_set(trip_clock *clock, int64_t now_ns);
  * Advance a manual clock by delta_ns (>= 0).
  *
  * @return TRIP_OK; TRIP_EINVAL if clock is NULL or not manual;
- *         TRIP_ERANGE if delta_ns is negative or would overflow the clock.
+ *         TRIP_ERANGE if delta_ns is negative or the result is past 2^62.
  * Thread-safety: safe from any thread.
  */
 TRIP_API int trip_clock_advance(trip_clock *clock, int64_t delta_ns);

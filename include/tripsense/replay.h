@@ -16,7 +16,7 @@ extern "C" {
 
 /** One recorded call: it starts at wall_ns and took latency_s. */
 typedef struct trip_event {
-    int64_t wall_ns;  /* non-decreasing across the array */
+    int64_t wall_ns;  /* non-decreasing, in [0, 2^62] */
     double latency_s; /* >= 0, finite, at most a year (as recorded) */
     int outcome;      /* trip_outcome */
     int priority;     /* 0..255; 0 when unused */
