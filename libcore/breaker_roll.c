@@ -133,6 +133,22 @@ trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
     *range = (lo < rlo ? lo : rlo) << 16 | (hi > rhi ? hi : rhi);
 }
 
+/* Attribute counts to their wall-clock minute: before a harvest adds the
+ * current bucket's counts, a minute accumulated for an earlier bucket is
+ * emitted, so each bucket's counts land in the minute it began in (exact
+ * when the bucket length divides a minute, as the default 1 s does). */
+static void
+trip_minute_roll_(trip_breaker *b, int64_t bucket_wall)
+{
+    int64_t minute = bucket_wall - (bucket_wall % TRIP_MINUTE_NS_);
+    if (b->minute_start_wall < 0)
+        b->minute_start_wall = minute;
+    else if (minute != b->minute_start_wall) {
+        trip__flush_minute(b);
+        b->minute_start_wall = minute;
+    }
+}
+
 void
 trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window,
               int64_t idx)
@@ -141,6 +157,11 @@ trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window,
     uint32_t range = (uint32_t)TRIP_HIST_BINS << 16; /* empty */
     uint32_t slot = 0;
     memset(bucket, 0, sizeof *bucket);
+    /* the counts harvested belong to the current bucket's minute: close the
+     * minute accumulated so far first if that is an earlier one */
+    trip_minute_roll_(b, b->cur_bucket * b->cfg.bucket_ns +
+                             atomic_load_explicit(&b->wall_offset_ns,
+                                                  memory_order_relaxed));
     if (into_window) {
         slot = (uint32_t)(idx % b->cfg.window_buckets);
         trip_short_expire_(b, slot);
@@ -245,23 +266,6 @@ trip__flush_minute(trip_breaker *b)
     memset(&b->minute, 0, sizeof b->minute);
     memset(b->minute_hist, 0, TRIP_HIST_BINS * sizeof(uint64_t));
     b->minute_start_wall = -1;
-}
-
-/* Attribute a finished bucket to its wall-clock minute. The stripes were
- * just harvested into b->minute; if the bucket began in a later minute than
- * the one accumulated, the earlier minute is emitted first. Counts of the
- * new bucket then join the old minute's row: exact in total, approximate
- * by at most one bucket at a minute's edge. */
-static void
-trip_minute_roll_(trip_breaker *b, int64_t bucket_wall)
-{
-    int64_t minute = bucket_wall - (bucket_wall % TRIP_MINUTE_NS_);
-    if (b->minute_start_wall < 0)
-        b->minute_start_wall = minute;
-    else if (minute != b->minute_start_wall) {
-        trip__flush_minute(b);
-        b->minute_start_wall = minute;
-    }
 }
 
 /* The failure-rate rule counts failures by their weights (issue 9); with
@@ -369,7 +373,6 @@ trip__roll_locked(trip_breaker *b, int64_t now, trip__pending *p)
     atomic_store_explicit(&b->wall_offset_ns, offset, memory_order_relaxed);
     trip__sums bucket;
     trip__harvest(b, &bucket, 1, old_idx);
-    trip_minute_roll_(b, old_idx * bns + offset);
     /* expire short-window slots that fell out during an idle gap */
     for (uint32_t i = 0; i < b->cfg.window_buckets; i++)
         if (b->hist_index[i] >= 0 &&

@@ -685,6 +685,49 @@ test_store_rollups_count_late_results(void **state)
     env_free(e);
 }
 
+/* Each call lands in the rollup of the minute it was made in, refusals
+ * during a long open period too. */
+static void
+test_store_rollups_split_by_minute(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    quiet_config(&cfg);
+    cfg.open_ns = 300 * TEST_S_;
+    cfg.open_max_ns = 300 * TEST_S_;
+    env *e = env_new(":memory:", NULL, &cfg);
+    /* WALL0_ is a minute boundary; calls at 0.1 s steps from 0.05 s */
+    trip_clock_advance(e->clk, 50 * TEST_MS_);
+    for (int i = 0; i < 1200; i++) {
+        call(e, TRIP_SUCCESS, 0.001);
+        trip_clock_advance(e->clk, 100 * TEST_MS_);
+    }
+    /* minute 2: five failures trip it, then 10 refusals a second */
+    for (int i = 0; i < 5; i++)
+        call(e, TRIP_FAILURE, 0.001);
+    assert_int_equal(trip_breaker_state(e->b), TRIP_OPEN);
+    for (int i = 0; i < 1195; i++) {
+        trip_clock_advance(e->clk, 100 * TEST_MS_);
+        assert_int_equal(call(e, TRIP_SUCCESS, 0.001), TRIP_REJECTED);
+    }
+    trip_breaker_attach(e->b, NULL);
+    trip_store_flush(e->s);
+    trip_rollup_row r[8];
+    size_t n = 0;
+    int more = 0;
+    trip_store_read_rollups(e->s, -1, 0, INT64_MAX, r, 8, &n, &more);
+    assert_int_equal(n, 4);
+    /* refusals at 120.15 s, 120.25 s, ...: 599 before 180 s, 596 after */
+    int64_t want_calls[4] = {600, 600, 5, 0};
+    int64_t want_rej[4] = {0, 0, 599, 596};
+    for (int m = 0; m < 4; m++) {
+        assert_int_equal(r[m].minute_ns, WALL0_ + m * 60 * TEST_S_);
+        assert_int_equal(r[m].calls, want_calls[m]);
+        assert_int_equal(r[m].rejected, want_rej[m]);
+    }
+    env_free(e);
+}
+
 int
 main(void)
 {
@@ -703,6 +746,7 @@ main(void)
         cmocka_unit_test(test_store_deleted_file_is_recreated),
         cmocka_unit_test(test_store_sampling_keeps_failures_and_slow_calls),
         cmocka_unit_test(test_store_rollups_count_late_results),
+        cmocka_unit_test(test_store_rollups_split_by_minute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
