@@ -115,8 +115,10 @@ stress: $(REL_DIR)/tsan/Makefile
 
 # The two long simulations run the engine paths that test_replay and
 # test_adaptive cover; under memcheck they would take hours, and they run
-# under ASan+LSan in make sanitize.
-VALGRIND_SKIP ?= test_adaptive_behaviour test_calibrate
+# under ASan+LSan in make sanitize. test_store_multi's writer processes
+# report no rows when slowed down 30x by memcheck (no memcheck error: see
+# docs/reliability.md); it too runs under ASan in make sanitize.
+VALGRIND_SKIP ?= test_adaptive_behaviour test_calibrate test_store_multi
 # Only these tests (names), if set.
 VALGRIND_TESTS ?=
 
