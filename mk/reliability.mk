@@ -8,10 +8,11 @@
 #   make valgrind         every C test under memcheck, leaks are errors
 #   make soak             tests/soak: 4-process soak and the SIGKILL crash loop
 #   make sanitize-python  pytest with the extension built with ASan+UBSan
+#                         (in make test)
 
 REL_DIR ?= /tmp/build-rel-reliability
 FUZZ_CC ?= clang
-FUZZ_SHORT_SECONDS ?= 40
+FUZZ_SHORT_SECONDS ?= 25
 FUZZ_RUNS ?= 10000000
 # Longest input: short inputs keep the slow targets fast; the store target
 # patches a template, so its inputs stay small anyway.
@@ -191,4 +192,5 @@ sanitize-python:
 reliability-clean:
 	rm -rf $(REL_DIR)
 
-test-extra:: fuzz-short
+# About 6 minutes on 2 cores: fuzz-short ~2.5, sanitize-python ~4.
+test-extra:: fuzz-short sanitize-python
