@@ -33,8 +33,8 @@ fz_allow(fz_run *r, fz_in *in, int with_prio)
 {
     trip_ticket t;
     int prio = (int)(int8_t)fz_u8(in) * 3;
-    int d = with_prio ? trip_allow_priority(r->b, &t, prio)
-                      : trip_allow(r->b, &t);
+    int d =
+        with_prio ? trip_allow_priority(r->b, &t, prio) : trip_allow(r->b, &t);
     FZ_CHECK(d == TRIP_PASS || d == TRIP_REJECTED || d == TRIP_LIMITED ||
              (with_prio && d == TRIP_EINVAL && (prio < 0 || prio > 255)));
     if (d != TRIP_PASS) {
@@ -67,7 +67,9 @@ fz_record(fz_run *r, fz_in *in)
     double lat = fz_double(in), w = fz_double(in);
     int rc;
     switch (how & 3) {
-    case 0: rc = trip_record(r->b, &r->pend[i], outcome); break;
+    case 0:
+        rc = trip_record(r->b, &r->pend[i], outcome);
+        break;
     case 1:
         rc = trip_record_latency(r->b, &r->pend[i], outcome, lat);
         if (!isfinite(lat) || lat < 0)
@@ -90,9 +92,15 @@ fz_record(fz_run *r, fz_in *in)
 static void
 fz_advance(fz_run *r, fz_in *in, const trip_config *c)
 {
-    int64_t steps[] = {0, 1, 1000000, c->bucket_ns, c->bucket_ns / 2,
-                       c->bucket_ns * (int64_t)c->window_buckets, c->open_ns,
-                       c->open_max_ns, 3600LL * 1000000000,
+    int64_t steps[] = {0,
+                       1,
+                       1000000,
+                       c->bucket_ns,
+                       c->bucket_ns / 2,
+                       c->bucket_ns * (int64_t)c->window_buckets,
+                       c->open_ns,
+                       c->open_max_ns,
+                       3600LL * 1000000000,
                        (int64_t)fz_u32(in)};
     uint8_t k = fz_u8(in);
     int64_t d = steps[k % (sizeof steps / sizeof steps[0])];
@@ -137,10 +145,23 @@ fz_op(fz_run *r, fz_in *in, const trip_config *c)
 {
     int rc;
     switch (fz_u8(in) % 16) {
-    case 0: case 1: case 2: fz_allow(r, in, 0); break;
-    case 3: fz_allow(r, in, 1); break;
-    case 4: case 5: case 6: fz_record(r, in); break;
-    case 7: case 8: fz_advance(r, in, c); break;
+    case 0:
+    case 1:
+    case 2:
+        fz_allow(r, in, 0);
+        break;
+    case 3:
+        fz_allow(r, in, 1);
+        break;
+    case 4:
+    case 5:
+    case 6:
+        fz_record(r, in);
+        break;
+    case 7:
+    case 8:
+        fz_advance(r, in, c);
+        break;
     case 9: {
         int mode = fz_u8(in) % 8;
         rc = trip_breaker_set_mode(r->b, mode);
@@ -152,8 +173,12 @@ fz_op(fz_run *r, fz_in *in, const trip_config *c)
         rc = trip_breaker_reconfigure(r->b, (fz_u8(in) & 1) ? r->alt : c);
         FZ_CHECK(rc == TRIP_OK);
         break;
-    case 11: fz_check_snapshot(r); break;
-    case 12: FZ_CHECK(trip_breaker_tick(r->b) == TRIP_OK); break;
+    case 11:
+        fz_check_snapshot(r);
+        break;
+    case 12:
+        FZ_CHECK(trip_breaker_tick(r->b) == TRIP_OK);
+        break;
     case 13:
         /* the reports scan every histogram bin: keep them rare */
         if ((fz_u8(in) & 15) == 0)
@@ -183,8 +208,8 @@ fz_drive(fz_in *in, const trip_config *cfg, const trip_config *alt)
     memset(&r, 0, sizeof r);
     r.alt = alt;
     FZ_CHECK(trip_clock_manual_new((int64_t)(fz_u32(in) & 0xFFFFFF) * 1000000,
-                                   1700000000LL * 1000000000, &r.clk) ==
-             TRIP_OK);
+                                   1700000000LL * 1000000000,
+                                   &r.clk) == TRIP_OK);
     int rc = trip_breaker_new("fuzz", cfg, r.clk, &r.b);
     FZ_CHECK(rc == TRIP_OK);
     trip_config c;

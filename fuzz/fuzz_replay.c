@@ -93,8 +93,7 @@ fz_check_result(const trip_replay_result *r)
         FZ_CHECK(r->evals[i].state >= 0 && r->evals[i].state <= 6);
     for (size_t i = 0; i < r->n_transitions; i++) {
         const trip_transition_row *t = &r->transitions[i];
-        FZ_CHECK(t->from != t->to && t->rule > 0 &&
-                 t->rule < TRIP_RULE_COUNT_);
+        FZ_CHECK(t->from != t->to && t->rule > 0 && t->rule < TRIP_RULE_COUNT_);
     }
     /* every admitted event was recorded */
     FZ_CHECK(r->final.in_flight == 0);
@@ -116,8 +115,8 @@ fz_live_matches(const trip_config *cfg, const trip_replay_result *r)
         int d = trip_allow_priority(b, &t, ev_.prio[i]);
         FZ_CHECK(d == r->decisions[i] && t.state == r->states[i]);
         if (d == TRIP_PASS)
-            FZ_CHECK(trip_record_latency(b, &t, ev_.outcome[i],
-                                         ev_.lat[i]) == TRIP_OK);
+            FZ_CHECK(trip_record_latency(b, &t, ev_.outcome[i], ev_.lat[i]) ==
+                     TRIP_OK);
     }
     trip_snapshot s;
     FZ_CHECK(trip_snapshot_get(b, &s) == TRIP_OK);
@@ -156,8 +155,7 @@ fz_replay(const trip_config *cfg, uint8_t mode)
         FZ_CHECK(trip_replay(cfg, e, ev_.n, &r2) == TRIP_OK);
         FZ_CHECK(r2->n_evals == r->n_evals &&
                  r2->n_transitions == r->n_transitions);
-        FZ_CHECK(ev_.n == 0 ||
-                 memcmp(r2->decisions, r->decisions, ev_.n) == 0);
+        FZ_CHECK(ev_.n == 0 || memcmp(r2->decisions, r->decisions, ev_.n) == 0);
         trip_replay_result_free(r2);
         free(e);
     }
@@ -194,8 +192,7 @@ fz_detect(fz_in *opts_in)
     double *mean = malloc((n ? n : 1) * sizeof(double));
     uint8_t *flags = malloc(n ? n : 1);
     FZ_CHECK(scores && mean && flags);
-    int rc = trip_detect(&o, ev_.wall, ev_.lat, n, scores, flags, mean,
-                         NULL);
+    int rc = trip_detect(&o, ev_.wall, ev_.lat, n, scores, flags, mean, NULL);
     FZ_CHECK(rc == TRIP_OK || rc == TRIP_EINVAL);
     if (rc == TRIP_OK)
         for (size_t i = 0; i < n; i++)

@@ -48,9 +48,9 @@ fz_make_template(void)
     for (int i = 0; i < 240; i++) {
         trip_ticket t;
         if (trip_allow(b, &t) == TRIP_PASS)
-            trip_record_latency(b, &t, (i > 60 && i < 70) ? TRIP_FAILURE
-                                                           : TRIP_SUCCESS,
-                                0.001 * (i % 17));
+            trip_record_latency(
+                b, &t, (i > 60 && i < 70) ? TRIP_FAILURE : TRIP_SUCCESS,
+                0.001 * (i % 17));
         trip_clock_advance(clk, 1000000000);
     }
     trip_breaker_tick(b);
@@ -60,7 +60,8 @@ fz_make_template(void)
     trip_clock_free(clk);
     sqlite3 *db = NULL;
     FZ_CHECK(sqlite3_open(path_, &db) == SQLITE_OK);
-    FZ_CHECK(sqlite3_exec(db, "PRAGMA journal_mode=DELETE; PRAGMA "
+    FZ_CHECK(sqlite3_exec(db,
+                          "PRAGMA journal_mode=DELETE; PRAGMA "
                           "page_size=512; VACUUM; PRAGMA journal_mode=WAL;",
                           NULL, NULL, NULL) == SQLITE_OK);
     FZ_CHECK(sqlite3_close(db) == SQLITE_OK);
@@ -137,16 +138,19 @@ fz_read_all(trip_store *s, int id)
     trip_rollup_row r[FZ_CAP];
     trip_transition_row t[FZ_CAP];
     trip_baseline_row bl[FZ_CAP];
-    FZ_PAGE(trip_store_read_outcomes(s, id, from, INT64_MAX, o, FZ_CAP, &n,
-                                     &more), o, wall_ns);
-    FZ_PAGE(trip_store_read_rollups(s, id, from, INT64_MAX, r, FZ_CAP, &n,
-                                    &more), r, minute_ns);
-    FZ_PAGE(trip_store_read_transitions(s, id, from, INT64_MAX, t, FZ_CAP,
-                                        &n, &more), t, wall_ns);
+    FZ_PAGE(
+        trip_store_read_outcomes(s, id, from, INT64_MAX, o, FZ_CAP, &n, &more),
+        o, wall_ns);
+    FZ_PAGE(
+        trip_store_read_rollups(s, id, from, INT64_MAX, r, FZ_CAP, &n, &more),
+        r, minute_ns);
+    FZ_PAGE(trip_store_read_transitions(s, id, from, INT64_MAX, t, FZ_CAP, &n,
+                                        &more),
+            t, wall_ns);
     size_t n = 0;
     int more = 0;
-    FZ_CHECK(fz_status_ok(trip_store_read_baselines(s, id, bl, FZ_CAP, &n,
-                                                    &more)));
+    FZ_CHECK(
+        fz_status_ok(trip_store_read_baselines(s, id, bl, FZ_CAP, &n, &more)));
     for (int table = -1; table <= 4; table++) {
         int64_t cnt = -1;
         int rc = trip_store_count(s, table, id, INT64_MIN, INT64_MAX, &cnt);

@@ -52,11 +52,22 @@ static inline double
 fz_double(fz_in *in)
 {
     static const double special[] = {
-        NAN, INFINITY, -INFINITY, 0.0, -0.0, 1.0, -1.0, 0.5, 1e-300,
-        1e300, 9.2e18, 9.3e18, 1.8e19, 18446744073709551616.0,
-        4294967295.0, 4294967296.0, 2147483647.0, 2147483648.0,
-        -2147483649.0, 1e6, 1e9, 3.6e12, 8.64e13, 0.999999, 1.000001,
-        4.9406564584124654e-324, 2.0, 3.0, 64.0, 65.0, 1000.0, 0.001,
+        NAN,           INFINITY,
+        -INFINITY,     0.0,
+        -0.0,          1.0,
+        -1.0,          0.5,
+        1e-300,        1e300,
+        9.2e18,        9.3e18,
+        1.8e19,        18446744073709551616.0,
+        4294967295.0,  4294967296.0,
+        2147483647.0,  2147483648.0,
+        -2147483649.0, 1e6,
+        1e9,           3.6e12,
+        8.64e13,       0.999999,
+        1.000001,      4.9406564584124654e-324,
+        2.0,           3.0,
+        64.0,          65.0,
+        1000.0,        0.001,
     };
     uint8_t k = fz_u8(in);
     if (k < 96)
@@ -78,7 +89,7 @@ fz_double(fz_in *in)
 #define FZ_CHECK(cond)                                                         \
     do {                                                                       \
         if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__,     \
+            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__,          \
                     __LINE__, #cond);                                          \
             abort();                                                           \
         }                                                                      \
@@ -107,8 +118,8 @@ fz_set_ops(fz_in *in, trip_config *cfg, int nops)
     size_t nopts = fz_nopts();
     for (int i = 0; i < nops; i++) {
         uint8_t k = fz_u8(in);
-        const char *name = k < 250 ? trip_config_option_name(k % nopts)
-                                   : "no_such_option";
+        const char *name =
+            k < 250 ? trip_config_option_name(k % nopts) : "no_such_option";
         double v = fz_double(in), before = 0, after = 0;
         int had = trip_config_get(cfg, name, &before);
         int rc = trip_config_set(cfg, name, v);

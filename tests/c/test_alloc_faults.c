@@ -42,8 +42,7 @@ assert_breaker_usable(trip_breaker *b)
                          TRIP_OK);
     assert_int_equal(trip_snapshot_get(b, &after), TRIP_OK);
     assert_true(after.calls + after.late + after.rejected + after.limited >
-                before.calls + before.late + before.rejected +
-                    before.limited);
+                before.calls + before.late + before.rejected + before.limited);
     assert_int_equal(after.in_flight, 0);
 }
 
@@ -62,8 +61,8 @@ sweep(const char *what, ctx *c, op_fn op, op_fn usable)
         long used = trip__test_alloc_count() - before;
         trip__test_fail_alloc_after(0);
         if (rc != TRIP_OK && rc != TRIP_ENOMEM) {
-            print_error("%s: allocation %ld failed: status %s (%s)\n", what,
-                        n, trip_status_name(rc), trip_errmsg());
+            print_error("%s: allocation %ld failed: status %s (%s)\n", what, n,
+                        trip_status_name(rc), trip_errmsg());
             fail();
         }
         if (rc == TRIP_ENOMEM)
@@ -79,8 +78,8 @@ sweep(const char *what, ctx *c, op_fn op, op_fn usable)
         rc = usable(c);
         if (rc != TRIP_OK) {
             print_error("%s: unusable after failing allocation %ld: %s "
-                        "(%s)\n", what, n, trip_status_name(rc),
-                        trip_errmsg());
+                        "(%s)\n",
+                        what, n, trip_status_name(rc), trip_errmsg());
             fail();
         }
     }
@@ -93,9 +92,9 @@ ctx_new(void)
 {
     ctx *c = calloc(1, sizeof *c);
     assert_non_null(c);
-    assert_int_equal(trip_clock_manual_new(TEST_S_, 1700000000LL * TEST_S_,
-                                           &c->clk),
-                     TRIP_OK);
+    assert_int_equal(
+        trip_clock_manual_new(TEST_S_, 1700000000LL * TEST_S_, &c->clk),
+        TRIP_OK);
     trip_config_init(&c->cfg);
     c->cfg.consecutive_failures = 5;
     trip_config_init(&c->other);
@@ -240,14 +239,12 @@ test_alloc_faults_breaker_ops(void **state)
 {
     (void)state;
     ctx *c = ctx_new();
-    assert_int_equal(trip_breaker_new("ops", &c->cfg, c->clk, &c->b),
-                     TRIP_OK);
+    assert_int_equal(trip_breaker_new("ops", &c->cfg, c->clk, &c->b), TRIP_OK);
     /* some history: counts, a histogram, a trip */
     for (int i = 0; i < 200; i++) {
         trip_ticket t;
         if (trip_allow(c->b, &t) == TRIP_PASS)
-            trip_record_latency(c->b, &t, i > 150 ? TRIP_FAILURE
-                                                  : TRIP_SUCCESS,
+            trip_record_latency(c->b, &t, i > 150 ? TRIP_FAILURE : TRIP_SUCCESS,
                                 0.001 * (i % 50));
         trip_clock_advance(c->clk, 100 * TEST_MS_);
     }
@@ -331,9 +328,8 @@ test_alloc_faults_registry(void **state)
     assert_int_equal(trip_registry_new(&c->r), TRIP_OK);
     sweep("trip_registry_add", c, op_registry_add, usable_registry);
     trip_breaker *db = NULL;
-    assert_int_equal(trip_registry_get_or_create(c->r, "db", &c->cfg,
-                                                 c->clk, &db),
-                     TRIP_OK);
+    assert_int_equal(
+        trip_registry_get_or_create(c->r, "db", &c->cfg, c->clk, &db), TRIP_OK);
     trip_breaker_set_mode(db, TRIP_MODE_FORCED_OPEN);
     assert_true(trip_registry_count(c->r) >= 2);
     const char *first = trip_breaker_name(trip_registry_at(c->r, 0));
@@ -343,7 +339,8 @@ test_alloc_faults_registry(void **state)
     ctx_free(c);
 }
 
-/* ---- replay, detect, calibrate -------------------------------------------- */
+/* ---- replay, detect, calibrate --------------------------------------------
+ */
 
 static void
 make_events(ctx *c, size_t n)
@@ -357,8 +354,8 @@ make_events(ctx *c, size_t n)
         /* 20 calls a second; an outage in the middle trips and recovers */
         c->wall[i] = 1700000000LL * TEST_S_ + (int64_t)i * 50 * TEST_MS_;
         c->lat[i] = 0.002 + 0.001 * (double)(i % 7);
-        c->outcome[i] = (i > n / 2 && i < n / 2 + 200) ? TRIP_FAILURE
-                                                       : TRIP_SUCCESS;
+        c->outcome[i] =
+            (i > n / 2 && i < n / 2 + 200) ? TRIP_FAILURE : TRIP_SUCCESS;
     }
 }
 
@@ -400,8 +397,7 @@ op_detect(ctx *c)
     double *scores = calloc(c->n, sizeof *scores);
     uint8_t *flags = calloc(c->n, 1);
     assert_true(scores && flags);
-    int rc = trip_detect(&o, c->wall, c->lat, c->n, scores, flags, NULL,
-                         NULL);
+    int rc = trip_detect(&o, c->wall, c->lat, c->n, scores, flags, NULL, NULL);
     free(scores);
     free(flags);
     return rc;
@@ -443,7 +439,8 @@ test_alloc_faults_replay_detect(void **state)
     ctx_free(c);
 }
 
-/* ---- history store -------------------------------------------------------- */
+/* ---- history store --------------------------------------------------------
+ */
 
 static int
 usable_store(ctx *c)
@@ -490,10 +487,10 @@ op_store_traffic(ctx *c)
     for (int i = 0; i < 50; i++) {
         trip_ticket t;
         int d = trip_allow(c->b, &t);
-        if (d == TRIP_PASS && trip_record_latency(c->b, &t, i % 9 == 0
-                                                  ? TRIP_FAILURE
-                                                  : TRIP_SUCCESS,
-                                                  0.003) != TRIP_OK)
+        if (d == TRIP_PASS &&
+            trip_record_latency(c->b, &t,
+                                i % 9 == 0 ? TRIP_FAILURE : TRIP_SUCCESS,
+                                0.003) != TRIP_OK)
             return TRIP_EINVAL;
         trip_clock_advance(c->clk, 2 * TEST_S_);
     }
@@ -512,8 +509,7 @@ test_alloc_faults_store(void **state)
 {
     (void)state;
     ctx *c = ctx_new();
-    snprintf(c->path, sizeof c->path, "/tmp/trip-alloc-%ld.db",
-             (long)getpid());
+    snprintf(c->path, sizeof c->path, "/tmp/trip-alloc-%ld.db", (long)getpid());
     unlink(c->path);
     sweep("trip_store_open + attach + close", c, op_store_open,
           usable_store_open);
@@ -521,8 +517,7 @@ test_alloc_faults_store(void **state)
     assert_int_equal(trip_breaker_new("traffic", &c->cfg, c->clk, &c->b),
                      TRIP_OK);
     assert_int_equal(trip_breaker_attach(c->b, c->s), TRIP_OK);
-    sweep("calls through an attached store", c, op_store_traffic,
-          usable_store);
+    sweep("calls through an attached store", c, op_store_traffic, usable_store);
     trip_breaker_free(c->b);
     c->b = NULL;
     assert_int_equal(trip_store_close(c->s), TRIP_OK);
@@ -537,8 +532,7 @@ test_alloc_faults_store(void **state)
                      TRIP_OK);
     assert_true(n > 0);
     ctx_free(c);
-    print_message("alloc faults injected in this run: %ld\n",
-                  faults_injected_);
+    print_message("alloc faults injected in this run: %ld\n", faults_injected_);
 }
 
 int

@@ -147,8 +147,8 @@ probe_main(void *p)
 /* One trial: open the breaker, let its open time pass, race the threads
  * for the probes, check that exactly P got one, fail a probe to reopen. */
 static void
-probe_trial(probe_pool *pool, trip_breaker *b, trip_clock *clk,
-            uint32_t probes, long trial)
+probe_trial(probe_pool *pool, trip_breaker *b, trip_clock *clk, uint32_t probes,
+            long trial)
 {
     trip_ticket t;
     /* closed: one failure trips (consecutive_failures 1) */
@@ -162,8 +162,8 @@ probe_trial(probe_pool *pool, trip_breaker *b, trip_clock *clk,
     for (int i = 0; i < PROBE_THREADS; i++)
         passed += pool->npassed[i];
     if (passed != (int)probes)
-        print_error("trial %ld: %d probes admitted, want %u\n", trial,
-                    passed, probes);
+        print_error("trial %ld: %d probes admitted, want %u\n", trial, passed,
+                    probes);
     assert_int_equal(passed, probes);
     trip_snapshot s;
     trip_snapshot_get(b, &s);
@@ -172,8 +172,7 @@ probe_trial(probe_pool *pool, trip_breaker *b, trip_clock *clk,
     /* the probes succeed: S = P successes close the breaker */
     for (int i = 0; i < PROBE_THREADS; i++)
         for (int k = 0; k < pool->npassed[i]; k++)
-            assert_int_equal(trip_record(b, &pool->passed[i][k],
-                                         TRIP_SUCCESS),
+            assert_int_equal(trip_record(b, &pool->passed[i][k], TRIP_SUCCESS),
                              TRIP_OK);
     assert_int_equal(trip_breaker_state(b), TRIP_CLOSED);
 }
@@ -240,7 +239,7 @@ typedef struct race {
     _Atomic int stop;
     _Atomic long listener_transitions;
     _Atomic long violations;
-    _Atomic long why[8]; /* violations by kind, printed on failure */
+    _Atomic long why[8];          /* violations by kind, printed on failure */
     _Atomic long records_counted; /* records of tickets not issued DISABLED */
     _Atomic long reconfigures, mode_changes, snapshots;
 } race;
@@ -326,10 +325,9 @@ race_control(void *p)
 {
     race_arg *a = p;
     race *r = a->r;
-    static const int modes[] = {TRIP_MODE_NORMAL, TRIP_MODE_NORMAL,
-                                TRIP_MODE_FORCED_OPEN,
-                                TRIP_MODE_FORCED_CLOSED, TRIP_MODE_DISABLED,
-                                TRIP_MODE_METRICS_ONLY};
+    static const int modes[] = {TRIP_MODE_NORMAL,      TRIP_MODE_NORMAL,
+                                TRIP_MODE_FORCED_OPEN, TRIP_MODE_FORCED_CLOSED,
+                                TRIP_MODE_DISABLED,    TRIP_MODE_METRICS_ONLY};
     uint64_t last_gen = 0;
     while (!atomic_load(&r->stop)) {
         uint64_t x = rnd(&a->rng);
@@ -345,7 +343,9 @@ race_control(void *p)
                 violation(r, 4);
             atomic_fetch_add(&r->reconfigures, 1);
             break;
-        case 2: case 3: case 4:
+        case 2:
+        case 3:
+        case 4:
             trip_clock_advance(r->clk, (int64_t)((x >> 8) % 400) * TEST_MS_);
             break;
         default: {
@@ -401,11 +401,11 @@ test_stress_transitions_keep_invariants(void **state)
     long ops = scaled(2e6, 20000);
     for (int i = 0; i <= RACE_WORKERS; i++) {
         a[i] = (race_arg){r, 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1), ops};
-        assert_int_equal(pthread_create(&th[i], NULL,
-                                        i == RACE_WORKERS ? race_control
-                                                          : race_worker,
-                                        &a[i]),
-                         0);
+        assert_int_equal(
+            pthread_create(&th[i], NULL,
+                           i == RACE_WORKERS ? race_control : race_worker,
+                           &a[i]),
+            0);
     }
     for (int i = 0; i < RACE_WORKERS; i++)
         pthread_join(th[i], NULL);

@@ -23,10 +23,11 @@
 static int
 usage(void)
 {
-    fprintf(stderr,
-            "usage: soak_proc soak DB NAME HOURS   (samples as CSV lines)\n"
-            "       soak_proc crash DB SHM          (runs until killed)\n"
-            "       soak_proc check DB              (integrity, rows, newest)\n");
+    fprintf(
+        stderr,
+        "usage: soak_proc soak DB NAME HOURS   (samples as CSV lines)\n"
+        "       soak_proc crash DB SHM          (runs until killed)\n"
+        "       soak_proc check DB              (integrity, rows, newest)\n");
     return 2;
 }
 
@@ -53,7 +54,8 @@ db_logical_bytes(const char *db)
     long long n = -1;
     if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(h, "SELECT page_count * page_size FROM "
+        if (sqlite3_prepare_v2(h,
+                               "SELECT page_count * page_size FROM "
                                "pragma_page_count, pragma_page_size",
                                -1, &st, NULL) == SQLITE_OK &&
             sqlite3_step(st) == SQLITE_ROW)
@@ -112,8 +114,7 @@ soak_sample(const char *name, const char *db, double hours, trip_store *s,
     trip_snapshot_get(b, &snap);
     printf("%s,%.3f,%ld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld\n",
            name, hours, rss_kb(), db_logical_bytes(db), file_bytes(db, ""),
-           file_bytes(db, "-wal"),
-           (long long)snap.calls,
+           file_bytes(db, "-wal"), (long long)snap.calls,
            (long long)st.accepted, (long long)st.written,
            (long long)st.dropped_full, (long long)st.dropped_error,
            (long long)snap.store_dropped, (long long)st.pending);
@@ -194,8 +195,8 @@ run_crash(const char *db, const char *shm)
     int fd = open(shm, O_RDWR | O_CREAT, 0600);
     if (fd < 0 || ftruncate(fd, 4096) != 0)
         return perror("shm"), 1;
-    _Atomic int64_t *pub = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                                MAP_SHARED, fd, 0);
+    _Atomic int64_t *pub =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (pub == MAP_FAILED)
         return perror("mmap"), 1;
     trip_store *s = NULL;
@@ -251,8 +252,9 @@ run_check(const char *db)
         size_t n = 0;
         int more = 1;
         int64_t from = INT64_MIN;
-        while (more && trip_store_read_outcomes(s, -1, from, INT64_MAX, r,
-                                                256, &n, &more) == TRIP_OK &&
+        while (more &&
+               trip_store_read_outcomes(s, -1, from, INT64_MAX, r, 256, &n,
+                                        &more) == TRIP_OK &&
                n > 0) {
             newest = r[n - 1].wall_ns;
             from = newest + 1;
