@@ -10,7 +10,7 @@
 #   make sanitize-python  pytest with the extension built with ASan+UBSan
 #                         (in make test)
 
-REL_DIR ?= /tmp/build-rel-reliability
+REL_DIR ?= $(CURDIR)/build-rel
 FUZZ_CC ?= clang
 FUZZ_SHORT_SECONDS ?= 25
 FUZZ_RUNS ?= 10000000
