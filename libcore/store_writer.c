@@ -539,7 +539,7 @@ trip__store_writer_main(void *arg)
     w.rollups.size = sizeof(trip_rollup_row);
     w.transitions.size = sizeof(trip_transition_row);
     w.baselines.size = sizeof(trip_baseline_row);
-    int64_t last = trip_mono_();
+    int64_t last = trip_mono_(), cost = 0;
     uint64_t done = 0;
     for (;;) {
         int stop = 0;
@@ -548,12 +548,16 @@ trip__store_writer_main(void *arg)
             break;
         trip_drain_(&w);
         int64_t now = trip_mono_();
+        /* start early by what the last commit took and one poll tick, so
+         * a row waits about one flush interval until it is committed */
         int due = gen > done || w.n >= s->opts.batch_size ||
-                  now - last >= s->opts.flush_interval_ns;
+                  now - last >= s->opts.flush_interval_ns - cost -
+                                    TRIP_TICK_NS_;
         if (due) {
             trip_take_queue_(&w);
             trip_write_all_(&w, gen > done);
             last = now;
+            cost = trip_mono_() - now;
         }
         if (gen > done) {
             trip_done_(s, gen);
