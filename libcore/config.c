@@ -27,7 +27,7 @@ trip_config_init(trip_config *c)
     c->long_window_buckets = 60;
     /* Fixed rules as a safety net while the baseline warms up: generous
      * enough not to fire on a healthy service. */
-    c->consecutive_failures = 20;
+    c->consecutive_failures = 10;
     c->failure_rate = 0.5;
     c->slow_call_rate = 0.0;
     c->slow_call_ns = 1 * TRIP_S_;

@@ -59,7 +59,7 @@ typedef struct trip_config {
     uint32_t long_window_buckets; /* long window for low volume; 60 */
 
     /* --- fixed rules (0 = off) ---------------------------------------- */
-    uint32_t consecutive_failures; /* trip at N failures in a row; 20 */
+    uint32_t consecutive_failures; /* trip at N failures in a row; 10 */
     double failure_rate;           /* (failures+timeouts)/calls >= r; 0.5 */
     double slow_call_rate;         /* slow/calls >= r; 0 (off) */
     int64_t slow_call_ns;          /* a call is slow at latency >= T; 1 s */
