@@ -349,8 +349,15 @@ trip_store_breaker_name(trip_store *s, int id, char **name)
         rc = sqlite3_step(st);
     }
     int out;
-    if (rc == SQLITE_ROW) {
-        *name = trip__strdup((const char *)sqlite3_column_text(st, 0));
+    const char *text = rc == SQLITE_ROW
+                           ? (const char *)sqlite3_column_text(st, 0)
+                           : NULL;
+    if (rc == SQLITE_ROW && text == NULL) {
+        /* the schema says NOT NULL: only a damaged file gets here */
+        out = trip__fail(TRIP_ECORRUPT, "history %s: breaker id %d has no "
+                         "name", s->path, id);
+    } else if (rc == SQLITE_ROW) {
+        *name = trip__strdup(text);
         out = *name ? TRIP_OK
                     : trip__fail(TRIP_ENOMEM, "trip_store_breaker_name: out "
                                  "of memory");
