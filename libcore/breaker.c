@@ -170,16 +170,14 @@ trip_breaker_state(const trip_breaker *b)
 static int
 trip_refuse_(trip_breaker *b, trip_ticket *t, trip__stripe *st, int decision)
 {
+    /* refusals roll buckets too, so their counts reach the bucket (and
+     * the history's minute) they happen in during a long open period;
+     * always, not only with a history, so that a replay, which has none,
+     * evaluates at the same moments as the live breaker */
+    int64_t now = trip__clock_coarse(b->clock);
+    if (now >= atomic_load_explicit(&b->next_roll_ns, TRIP_RLX_))
+        trip_breaker_tick(b);
     trip_store *s = atomic_load_explicit(&b->store, memory_order_acquire);
-    int64_t now = 0;
-    if (s != NULL) {
-        /* with a history, refusals must reach the minute they happen in
-         * even when no call completes for a while (an open period): roll
-         * first, so this one counts in the new bucket */
-        now = trip__clock_coarse(b->clock);
-        if (now >= atomic_load_explicit(&b->next_roll_ns, TRIP_RLX_))
-            trip_breaker_tick(b);
-    }
     trip_inc_(st, decision == TRIP_REJECTED ? TRIP_C_REJECTED_
                                             : TRIP_C_LIMITED_);
     t->decision = decision;

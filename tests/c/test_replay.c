@@ -70,14 +70,22 @@ live_transition(int kind, const trip_transition *t, void *user)
         t->reason.samples};
 }
 
+/* The live breaker may write a history: that must not change a decision. */
+static int with_history;
+
 static void
 run_live(const trip_config *cfg, const trip_event *e, size_t n,
          uint8_t *decisions, live_log *log)
 {
     trip_clock *clk;
     trip_breaker *b;
+    trip_store *store = NULL;
     assert_int_equal(trip_clock_manual_new(e[0].wall_ns, 0, &clk), TRIP_OK);
     assert_int_equal(trip_breaker_new("replay", cfg, clk, &b), TRIP_OK);
+    if (with_history) {
+        assert_int_equal(trip_store_open(":memory:", NULL, &store), TRIP_OK);
+        assert_int_equal(trip_breaker_attach(b, store), TRIP_OK);
+    }
     b->eval_hook = live_eval;
     b->eval_hook_user = log;
     trip_breaker_add_listener(b, live_transition, log, NULL);
@@ -89,6 +97,7 @@ run_live(const trip_config *cfg, const trip_event *e, size_t n,
             trip_record_latency(b, &t, e[i].outcome, e[i].latency_s);
     }
     trip_breaker_free(b);
+    assert_int_equal(trip_store_close(store), TRIP_OK);
     trip_clock_free(clk);
 }
 
@@ -124,7 +133,20 @@ test_replay_equals_live_defaults(void **state)
     trip_config c;
     trip_config_init(&c);
     c.seed = 99;
+    with_history = 0;
     check_equal(&c);
+}
+
+static void
+test_replay_equals_live_with_history(void **state)
+{
+    (void)state;
+    trip_config c;
+    trip_config_init(&c);
+    c.seed = 99;
+    with_history = 1;
+    check_equal(&c);
+    with_history = 0;
 }
 
 static void
@@ -134,6 +156,7 @@ test_replay_equals_live_count_window_ramp(void **state)
     trip_config c;
     trip_config_init(&c);
     c.seed = 5;
+    with_history = 0;
     c.window_kind = TRIP_WINDOW_COUNT;
     c.half_open_probes = 2;
     c.ramp_ns = 30 * TEST_S_;
@@ -178,6 +201,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_equals_live_defaults),
+        cmocka_unit_test(test_replay_equals_live_with_history),
         cmocka_unit_test(test_replay_equals_live_count_window_ramp),
         cmocka_unit_test(test_replay_bad_input),
     };
