@@ -351,7 +351,8 @@ static void
 trip_committed_(trip_writer_ *w, size_t k, int with_queue)
 {
     trip_store *s = w->s;
-    memmove(w->rows, w->rows + k, (w->n - k) * sizeof *w->rows);
+    if (k > 0 && w->n > k) /* rows is NULL when its allocation failed */
+        memmove(w->rows, w->rows + k, (w->n - k) * sizeof *w->rows);
     w->n -= k;
     atomic_store(&s->held, (int64_t)w->n);
     atomic_fetch_add(&s->written, (int64_t)k);
