@@ -205,7 +205,11 @@ trip_store_alloc_(const char *path, const trip_store_opts *o)
         s->opts.max_pending = 4 * o->ring_capacity;
     s->path = trip__strdup(path);
     s->vfs = o->vfs ? trip__strdup(o->vfs) : NULL;
-    s->ring = trip__aligned_calloc(64, sizeof(trip__slot) * o->ring_capacity);
+    /* a read-only store never takes a row: keep its ring minimal */
+    if (o->read_only)
+        s->opts.ring_capacity = 64;
+    s->ring = trip__aligned_calloc(64, sizeof(trip__slot) *
+                                           s->opts.ring_capacity);
     pthread_mutex_init(&s->db_mu, NULL);
     pthread_mutex_init(&s->rdb_mu, NULL);
     pthread_mutex_init(&s->q_mu, NULL);
@@ -221,7 +225,7 @@ trip_store_alloc_(const char *path, const trip_store_opts *o)
         trip_store_destroy_(s);
         return NULL;
     }
-    s->mask = o->ring_capacity - 1;
+    s->mask = s->opts.ring_capacity - 1;
     for (uint64_t i = 0; i <= s->mask; i++)
         atomic_init(&s->ring[i].seq, (uint32_t)i);
     s->memory = strcmp(path, ":memory:") == 0 || path[0] == '\0';
