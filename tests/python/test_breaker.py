@@ -541,3 +541,43 @@ def test_retry_after_with_the_system_clock():
     with pytest.raises(tripsense.CircuitOpenError) as ei:
         b.call(lambda: 1)
     assert 0 < ei.value.retry_after <= 30
+
+
+def test_limiter_rate_and_burst_are_exact(clock):
+    # 10 calls/s with a burst of 5: five at once, then one per 0.1 s
+    b = tripsense.Breaker("lim", clock=clock, limit_rate=10, limit_burst=5,
+                          limit_adaptive=False)
+    passed = 0
+    for _ in range(8):
+        try:
+            b.call(lambda: None)
+            passed += 1
+        except tripsense.CircuitOpenError as e:
+            assert e.decision == "limited"
+    assert passed == 5
+    for _ in range(10):
+        clock.advance(0.1)
+        b.call(lambda: None)  # one token each step: never limited
+    with pytest.raises(tripsense.CircuitOpenError):
+        b.call(lambda: None)
+    assert b.snapshot().limited == 4
+
+
+def test_flapping_is_detected_and_lengthens_the_open_period(clock):
+    b = tripsense.Breaker("flap", clock=clock, consecutive_failures=1,
+                          open_s=1, jitter=0, half_open_successes=1,
+                          flap_trips=3, flap_window_s=600, flap_backoff=4,
+                          backoff_multiplier=1, adaptive=False)
+    seen = []
+    for _ in range(3):
+        trip(b)
+        seen.append(b.snapshot().flapping)
+        clock.advance(1.01)  # past a 1 s open period unless flapping
+        try:
+            b.call(lambda: None)  # the probe closes it
+        except tripsense.CircuitOpenError:
+            pass
+    assert seen == [False, False, True]
+    # the third trip within the window made it flapping: 4 x 1 s open
+    assert b.is_open()
+    assert "tripsense_flapping" in b.prometheus()
