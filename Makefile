@@ -184,7 +184,8 @@ demo-c: build
 
 # --- housekeeping --------------------------------------------------------------
 
-C_SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || \
+# bindings/ holds the cffi cdef, which is cffi's syntax, not compiled C.
+C_SOURCES = $(shell git ls-files '*.c' '*.h' ':!:bindings/*' 2>/dev/null || \
     find include libcore adaptive tests bench examples -name '*.[ch]' \
         2>/dev/null)
 

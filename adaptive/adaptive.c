@@ -15,20 +15,20 @@
 
 struct trip__adaptive {
     trip__baseline base;
-    trip__ewratio ew_rate;   /* failures / calls */
-    trip__ewratio ew_lat;    /* latency seconds / calls */
+    trip__ewratio ew_rate; /* failures / calls */
+    trip__ewratio ew_lat;  /* latency seconds / calls */
     trip__kofm rate_hist, lat_hist;
-    int64_t obs_index;       /* wall_ns / observation period last seen */
-    int dirty;               /* the current observation period saw trouble */
-    double cq[3];            /* trip__quantile_cq of p95, p99, cfg q */
+    int64_t obs_index; /* wall_ns / observation period last seen */
+    int dirty;         /* the current observation period saw trouble */
+    double cq[3];      /* trip__quantile_cq of p95, p99, cfg q */
 };
 
 /* What one evaluation found, before it is copied into the trip_eval. */
 typedef struct trip_found_ {
-    trip__rate_verdict rs, rl;       /* short and long window */
-    trip__lat_verdict l95, l99, lq;  /* p95, p99, configured quantile */
-    double q[3];                     /* p95, p99, configured quantile (s) */
-    double logq[3];                  /* their logs, NaN if unsupported */
+    trip__rate_verdict rs, rl;      /* short and long window */
+    trip__lat_verdict l95, l99, lq; /* p95, p99, configured quantile */
+    double q[3];                    /* p95, p99, configured quantile (s) */
+    double logq[3];                 /* their logs, NaN if unsupported */
     const trip__bcell *rate_cell, *lat_cell;
 } trip_found_;
 
@@ -117,9 +117,8 @@ trip_quantiles_(const trip_config *cfg, const trip__window *w, double *q,
     for (int i = 0; i < 3; i++)
         q[order[i]] = out[i];
     for (int i = 0; i < 3; i++)
-        logq[i] = trip_supported_(qs[i], w->hist_total) && q[i] > 0
-                      ? log(q[i])
-                      : NAN;
+        logq[i] =
+            trip_supported_(qs[i], w->hist_total) && q[i] > 0 ? log(q[i]) : NAN;
 }
 
 static double
@@ -136,10 +135,10 @@ trip_score_(const trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
     const trip__baseline *b = &a->base;
     trip_quantiles_(cfg, sw, f->q, f->logq);
     f->rate_cell = trip__baseline_cell(b, wall_ns, TRIP_BM_RATE);
-    double share = cfg->long_window_buckets > 0
-                       ? (double)cfg->window_buckets /
-                             (double)cfg->long_window_buckets
-                       : 1.0;
+    double share =
+        cfg->long_window_buckets > 0
+            ? (double)cfg->window_buckets / (double)cfg->long_window_buckets
+            : 1.0;
     trip__judge_rate(cfg, f->rate_cell, sw->calls, sw->failures + sw->timeouts,
                      share, &f->rs);
     trip__judge_rate(cfg, f->rate_cell, lw->calls, lw->failures + lw->timeouts,
@@ -153,8 +152,8 @@ trip_score_(const trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
                         slope, &f->l95);
     trip__judge_latency(cfg, f->lat_cell, TRIP_BM_LOGP99, f->logq[1], n,
                         a->cq[1], slope, &f->l99);
-    trip__judge_latency(cfg, cq, b->logq_metric, f->logq[2], n, a->cq[2],
-                        slope, &f->lq);
+    trip__judge_latency(cfg, cq, b->logq_metric, f->logq[2], n, a->cq[2], slope,
+                        &f->lq);
 }
 
 static double
@@ -214,16 +213,19 @@ trip_fixed_adaptive_(const trip__adaptive *a, const trip_config *cfg,
     if (cfg->latency_threshold_ns > 0 &&
         ns >= (int64_t)cfg->latency_min_samples && ns > 0 &&
         f->q[2] * 1e9 >= (double)cfg->latency_threshold_ns) {
-        *r = (trip_reason){TRIP_RULE_LATENCY_PERCENTILE, f->q[2],
-                           (double)cfg->latency_threshold_ns * 1e-9, NAN, ns,
+        *r = (trip_reason){TRIP_RULE_LATENCY_PERCENTILE,
+                           f->q[2],
+                           (double)cfg->latency_threshold_ns * 1e-9,
+                           NAN,
+                           ns,
                            0};
         return r->rule;
     }
     double ew = trip__ewratio_value(&a->ew_rate);
     if (cfg->ewma_failure_rate > 0 && a->ew_rate.den >= cfg->min_calls &&
         a->ew_rate.den > 0 && ew >= cfg->ewma_failure_rate) {
-        *r = (trip_reason){TRIP_RULE_EWMA_FAILURE_RATE, ew,
-                           cfg->ewma_failure_rate, NAN,
+        *r = (trip_reason){TRIP_RULE_EWMA_FAILURE_RATE,      ew,
+                           cfg->ewma_failure_rate,           NAN,
                            (int64_t)llround(a->ew_rate.den), 0};
         return r->rule;
     }
@@ -250,26 +252,29 @@ trip_rate_reason_(const trip_config *cfg, const trip__rate_verdict *v,
                   int64_t calls, trip_reason *r)
 {
     if (v->low_volume)
-        *r = (trip_reason){TRIP_RULE_BINOMIAL_TAIL, v->tail, v->p_limit,
-                           v->p0, calls, 0};
+        *r = (trip_reason){
+            TRIP_RULE_BINOMIAL_TAIL, v->tail, v->p_limit, v->p0, calls, 0};
     else
-        *r = (trip_reason){TRIP_RULE_ANOMALY_FAILURE_RATE, v->z,
-                           cfg->anomaly_z, v->p0, calls, 0};
+        *r = (trip_reason){TRIP_RULE_ANOMALY_FAILURE_RATE,
+                           v->z,
+                           cfg->anomaly_z,
+                           v->p0,
+                           calls,
+                           0};
     return r->rule;
 }
 
 /* The anomaly rules with their k-of-m memory; returns the rule or NONE. */
 static int
-trip_anomaly_(trip__adaptive *a, const trip_config *cfg,
-              const trip__window *sw, const trip__window *lw,
-              const trip_found_ *f, trip_reason *r)
+trip_anomaly_(trip__adaptive *a, const trip_config *cfg, const trip__window *sw,
+              const trip__window *lw, const trip_found_ *f, trip_reason *r)
 {
     int rate_now = cfg->adaptive && (f->rs.anomalous || f->rl.anomalous);
     int lat_now = cfg->adaptive && (f->l95.anomalous || f->l99.anomalous);
     int rate_trip = trip__kofm_push(&a->rate_hist, rate_now, cfg->anomaly_k,
                                     cfg->anomaly_m);
-    int lat_trip = trip__kofm_push(&a->lat_hist, lat_now, cfg->anomaly_k,
-                                   cfg->anomaly_m);
+    int lat_trip =
+        trip__kofm_push(&a->lat_hist, lat_now, cfg->anomaly_k, cfg->anomaly_m);
     if (rate_trip && rate_now) {
         if (f->rs.anomalous && !(f->rl.anomalous && f->rl.z >= f->rs.z))
             return trip_rate_reason_(cfg, &f->rs, sw->calls, r);
@@ -280,8 +285,9 @@ trip_anomaly_(trip__adaptive *a, const trip_config *cfg,
             f->l99.anomalous && !(f->l95.anomalous && f->l95.z > f->l99.z)
                 ? &f->l99
                 : &f->l95;
-        *r = (trip_reason){TRIP_RULE_ANOMALY_LATENCY, v->z, cfg->anomaly_z,
-                           exp(v->mean), (int64_t)sw->hist_total, 0};
+        *r = (trip_reason){
+            TRIP_RULE_ANOMALY_LATENCY, v->z, cfg->anomaly_z, exp(v->mean),
+            (int64_t)sw->hist_total,   0};
         return r->rule;
     }
     return TRIP_RULE_NONE;
@@ -290,8 +296,7 @@ trip_anomaly_(trip__adaptive *a, const trip_config *cfg,
 /* Learn from the period that just ended if nothing in it looked wrong. */
 static void
 trip_learn_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
-            const trip__window *sw, const trip__window *lw,
-            const double *logq)
+            const trip__window *sw, const trip__window *lw, const double *logq)
 {
     int64_t period = a->base.obs_period_ns > 0 ? a->base.obs_period_ns : 1;
     int64_t idx = wall_ns / period;
@@ -328,7 +333,8 @@ trip_ewma_(trip__adaptive *a, const trip_config *cfg,
         a->ew_lat = (trip__ewratio){0, 0};
         return;
     }
-    trip__ewratio_add(&a->ew_rate, (double)(bucket->failures + bucket->timeouts),
+    trip__ewratio_add(&a->ew_rate,
+                      (double)(bucket->failures + bucket->timeouts),
                       (double)bucket->calls, bucket->span_ns, h);
     trip__ewratio_add(&a->ew_lat, bucket->latency_sum_s, (double)bucket->calls,
                       bucket->span_ns, h);
@@ -373,9 +379,9 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
         if (trip_percentile_baseline_(cfg, shortw, &f, &pflag) &&
             rule == TRIP_RULE_NONE) {
             double base = exp(f.lq.mean);
-            r = (trip_reason){TRIP_RULE_LATENCY_PERCENTILE, f.q[2],
+            r = (trip_reason){TRIP_RULE_LATENCY_PERCENTILE,        f.q[2],
                               cfg->latency_baseline_factor * base, base,
-                              (int64_t)shortw->hist_total, 0};
+                              (int64_t)shortw->hist_total,         0};
             rule = r.rule;
         }
         a->dirty |= rule != TRIP_RULE_NONE || pflag || f.rs.anomalous ||
@@ -442,24 +448,26 @@ trip__adaptive_warm_start(trip__adaptive *a, const trip_config *cfg,
             continue;
         int64_t fails = r->failures + r->timeouts;
         trip__rate_verdict v;
-        trip__judge_rate(cfg, trip__baseline_cell(&a->base, r->minute_ns + 1,
-                                                  TRIP_BM_RATE),
-                         r->calls, fails, minute_share, &v);
+        trip__judge_rate(
+            cfg, trip__baseline_cell(&a->base, r->minute_ns + 1, TRIP_BM_RATE),
+            r->calls, fails, minute_share, &v);
         if (v.anomalous)
             continue;
-        trip__bobs o = {(double)fails / (double)r->calls, (double)r->calls,
-                        {NAN, NAN, NAN}, 0};
+        trip__bobs o = {(double)fails / (double)r->calls,
+                        (double)r->calls,
+                        {NAN, NAN, NAN},
+                        0};
         if (r->calls >= (int64_t)cfg->latency_min_samples) {
             uint64_t n_ = (uint64_t)r->calls;
             double q = cfg->latency_quantile;
             o.logq[0] = trip_supported_(0.95, n_) ? trip_log_(r->p95_s) : NAN;
             o.logq[1] = trip_supported_(0.99, n_) ? trip_log_(r->p99_s) : NAN;
-            o.logq[2] = trip_supported_(q, n_)
-                            ? trip_log_(trip_rollup_q_(r, q))
-                            : NAN;
+            o.logq[2] =
+                trip_supported_(q, n_) ? trip_log_(trip_rollup_q_(r, q)) : NAN;
             o.lat_samples = (double)r->calls;
         }
-        trip__baseline_observe(&a->base, &o, r->minute_ns + 60 * TRIP_NS_PER_S_);
+        trip__baseline_observe(&a->base, &o,
+                               r->minute_ns + 60 * TRIP_NS_PER_S_);
     }
     return TRIP_OK;
 }

@@ -19,13 +19,13 @@
  * (calls, failures, ...) are each window's own.
  */
 typedef struct trip__window {
-    int64_t calls;      /* successes + failures + timeouts (not ignored) */
+    int64_t calls; /* successes + failures + timeouts (not ignored) */
     int64_t successes, failures, timeouts, ignored, slow;
     int64_t rejected, limited;
     double latency_sum_s;
     const uint64_t *hist;
     uint64_t hist_total;
-    int64_t span_ns;    /* length of time the window covers */
+    int64_t span_ns; /* length of time the window covers */
 } trip__window;
 
 /* Opaque per-breaker adaptive state: EWMAs, baseline, k-of-m memory. */

@@ -23,11 +23,11 @@
  */
 typedef struct trip__ewstat {
     double mean;
-    double var;    /* weighted (population) variance, see trip__ewstat_var */
-    double w;      /* sum of the decayed weights */
-    double w2;     /* sum of their squares (for the effective sample size) */
-    int64_t n;     /* observations ever taken (not decayed) */
-    int64_t t_ns;  /* time of the last observation */
+    double var;   /* weighted (population) variance, see trip__ewstat_var */
+    double w;     /* sum of the decayed weights */
+    double w2;    /* sum of their squares (for the effective sample size) */
+    int64_t n;    /* observations ever taken (not decayed) */
+    int64_t t_ns; /* time of the last observation */
 } trip__ewstat;
 
 /* Decay factor 2^(-dt/half_life); 1 for dt <= 0, 0 for a zero half-life. */
@@ -52,14 +52,14 @@ typedef struct trip__ewratio {
     double num, den;
 } trip__ewratio;
 
-void trip__ewratio_add(trip__ewratio *r, double num, double den,
-                       int64_t dt_ns, double half_life_ns);
+void trip__ewratio_add(trip__ewratio *r, double num, double den, int64_t dt_ns,
+                       double half_life_ns);
 double trip__ewratio_value(const trip__ewratio *r); /* NaN when den == 0 */
 
 /* ---- baseline.c: the seasonal baseline ------------------------------- */
 
 enum {
-    TRIP_BM_RATE = 0,  /* failure rate of an observation window */
+    TRIP_BM_RATE = 0, /* failure rate of an observation window */
     TRIP_BM_LOGP95 = 1,
     TRIP_BM_LOGP99 = 2,
     TRIP_BM_INVN_RATE = 3, /* 1/calls behind each rate observation */
@@ -99,9 +99,9 @@ typedef struct trip__bcell {
 
 /* One observation of the baseline (NaN for what is not available). */
 typedef struct trip__bobs {
-    double rate, calls;       /* failure rate and the calls behind it */
-    double logq[3];           /* log p95, log p99, log configured q */
-    double lat_samples;       /* latency samples behind logq */
+    double rate, calls; /* failure rate and the calls behind it */
+    double logq[3];     /* log p95, log p99, log configured q */
+    double lat_samples; /* latency samples behind logq */
 } trip__bobs;
 
 /* The baseline: global, hour of day and hour of week, all learned at once
@@ -110,15 +110,15 @@ typedef struct trip__baseline {
     trip__bcell global;
     trip__bcell hod[TRIP_HOD_];
     trip__bcell how[TRIP_HOW_];
-    int mode;                /* trip_seasonality in force (never AUTO) */
-    int configured;          /* cfg->seasonality */
+    int mode;       /* trip_seasonality in force (never AUTO) */
+    int configured; /* cfg->seasonality */
     double half_life_ns;
     uint32_t min_samples;
-    int logq_metric;         /* TRIP_BM_LOGP95, _LOGP99 or _LOGQ */
-    double logq_value;       /* the quantile behind TRIP_BM_LOGQ */
-    int64_t obs_period_ns;   /* time between observations */
-    int64_t last_auto_hour;  /* when AUTO was last decided */
-    double auto_eta2;        /* last AUTO statistic (largest eta^2) */
+    int logq_metric;        /* TRIP_BM_LOGP95, _LOGP99 or _LOGQ */
+    double logq_value;      /* the quantile behind TRIP_BM_LOGQ */
+    int64_t obs_period_ns;  /* time between observations */
+    int64_t last_auto_hour; /* when AUTO was last decided */
+    double auto_eta2;       /* last AUTO statistic (largest eta^2) */
 } trip__baseline;
 
 /* Hour of week (Monday 00:00 UTC = 0) and hour of day of a wall time. */
@@ -139,8 +139,8 @@ void trip__baseline_observe_value(trip__baseline *b, int metric, double x,
 const trip__ewstat *trip__baseline_lookup(const trip__baseline *b,
                                           int64_t wall_ns, int metric);
 /* Same cell's sibling metric (same bucket as trip__baseline_lookup). */
-const trip__bcell *trip__baseline_cell(const trip__baseline *b,
-                                       int64_t wall_ns, int metric);
+const trip__bcell *trip__baseline_cell(const trip__baseline *b, int64_t wall_ns,
+                                       int metric);
 /* Re-run the AUTO seasonality test (cheap: O(168)). */
 void trip__baseline_auto(trip__baseline *b);
 
@@ -179,14 +179,14 @@ double trip__zscore(double x, double mean, double sd, double floor);
 
 /* The verdict on one window's failure rate against a baseline cell. */
 typedef struct trip__rate_verdict {
-    double rate;     /* failures / calls */
-    double p0;       /* baseline rate, floored at anomaly_rate_floor */
-    double sd;       /* sd of the window's rate under the baseline */
-    double z;        /* (rate - p0) / sd */
-    double tail;     /* P(X >= failures), NaN above low volume */
-    double p_limit;  /* the tail limit this window is judged by */
-    int low_volume;  /* judged by the tail rather than z */
-    int anomalous;   /* significance AND effect size (k-of-m input) */
+    double rate;    /* failures / calls */
+    double p0;      /* baseline rate, floored at anomaly_rate_floor */
+    double sd;      /* sd of the window's rate under the baseline */
+    double z;       /* (rate - p0) / sd */
+    double tail;    /* P(X >= failures), NaN above low volume */
+    double p_limit; /* the tail limit this window is judged by */
+    int low_volume; /* judged by the tail rather than z */
+    int anomalous;  /* significance AND effect size (k-of-m input) */
 } trip__rate_verdict;
 
 /*
@@ -202,9 +202,9 @@ void trip__judge_rate(const trip_config *cfg, const trip__bcell *c,
 
 /* The verdict on one window's log latency quantile. */
 typedef struct trip__lat_verdict {
-    double logq;     /* observed log quantile (log seconds) */
-    double mean;     /* baseline mean log quantile */
-    double sd;       /* sd of the window's log quantile under the baseline */
+    double logq; /* observed log quantile (log seconds) */
+    double mean; /* baseline mean log quantile */
+    double sd;   /* sd of the window's log quantile under the baseline */
     double z;
     int anomalous;
 } trip__lat_verdict;
@@ -242,8 +242,7 @@ double trip__binomial_tail(int64_t k, int64_t n, double p, double phi);
  * the terms are nil: a few hundred GSL calls at most). s2 = 0 is the
  * binomial. NaN on bad input or a numerical failure.
  */
-double trip__lognormal_binomial_tail(int64_t k, int64_t n, double p,
-                                     double s2);
+double trip__lognormal_binomial_tail(int64_t k, int64_t n, double p, double s2);
 
 /*
  * The same, for a decision against limit > 0: the result is <= limit

@@ -130,8 +130,8 @@ trip__judge_latency(const trip_config *cfg, const trip__bcell *c, int metric,
         return;
     const trip__ewstat *s = &c->m[metric];
     double unit = isfinite(cq) && isfinite(slope) ? cq * slope * slope : 0;
-    double excess = trip__ewstat_var(s) -
-                    unit * c->m[trip__invn_metric(metric)].mean;
+    double excess =
+        trip__ewstat_var(s) - unit * c->m[trip__invn_metric(metric)].mean;
     if (!(excess > 0))
         excess = 0;
     double floor = cfg->anomaly_sigma_floor > TRIP_LOG_SIGMA_FLOOR_

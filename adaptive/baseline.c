@@ -118,8 +118,7 @@ static void
 trip_cell_observe_(trip__baseline *b, trip__bcell *c, const trip__bobs *o,
                    int64_t t)
 {
-    static const int metric[3] = {TRIP_BM_LOGP95, TRIP_BM_LOGP99,
-                                  TRIP_BM_LOGQ};
+    static const int metric[3] = {TRIP_BM_LOGP95, TRIP_BM_LOGP99, TRIP_BM_LOGQ};
     if (o->calls > 0 && isfinite(o->rate)) {
         const trip__ewstat *r = &c->m[TRIP_BM_RATE];
         if (r->n >= 2 && o->calls * r->mean >= TRIP_EX_MIN_EXPECTED_) {
@@ -289,8 +288,8 @@ trip_export_cell_(const trip__bcell *c, int id, int bucket,
         const trip__ewstat *s = &c->m[m];
         if (s->n == 0)
             continue;
-        rows[at++] = (trip_baseline_row){id, bucket, m, s->mean,
-                                         trip__ewstat_var(s), s->n, s->t_ns};
+        rows[at++] = (trip_baseline_row){
+            id, bucket, m, s->mean, trip__ewstat_var(s), s->n, s->t_ns};
     }
     return at;
 }
@@ -343,15 +342,20 @@ static int
 trip_import_check_(const trip_baseline_row *r, size_t i)
 {
     if (r->metric < 0 || r->metric >= TRIP_BM_COUNT_)
-        return trip__fail(TRIP_EINVAL, "baseline row %zu: metric %d is not "
-                          "in [0, %d]", i, r->metric, TRIP_BM_COUNT_ - 1);
+        return trip__fail(TRIP_EINVAL,
+                          "baseline row %zu: metric %d is not "
+                          "in [0, %d]",
+                          i, r->metric, TRIP_BM_COUNT_ - 1);
     if (r->bucket < -1 || r->bucket >= TRIP_HOW_)
-        return trip__fail(TRIP_EINVAL, "baseline row %zu: bucket %d is not "
-                          "in [-1, 167]", i, r->bucket);
+        return trip__fail(TRIP_EINVAL,
+                          "baseline row %zu: bucket %d is not "
+                          "in [-1, 167]",
+                          i, r->bucket);
     if (!isfinite(r->mean) || !isfinite(r->var) || r->var < 0 || r->n < 0)
-        return trip__fail(TRIP_EINVAL, "baseline row %zu: mean %g, var %g, "
-                          "n %lld must be finite and var, n >= 0", i, r->mean,
-                          r->var, (long long)r->n);
+        return trip__fail(TRIP_EINVAL,
+                          "baseline row %zu: mean %g, var %g, "
+                          "n %lld must be finite and var, n >= 0",
+                          i, r->mean, r->var, (long long)r->n);
     return TRIP_OK;
 }
 

@@ -155,9 +155,9 @@ trip_ln_lower_(int64_t k, int64_t n, double p, double s, double limit)
             continue;
         double z = gsl_cdf_ugaussian_Qinv(tz);
         double pm = p * exp(s * z - s * s / 2);
-        double q = pm >= 1 ? 1.0
-                           : gsl_cdf_binomial_Q((unsigned)(k - 1), pm,
-                                                (unsigned)n);
+        double q = pm >= 1
+                       ? 1.0
+                       : gsl_cdf_binomial_Q((unsigned)(k - 1), pm, (unsigned)n);
         if (isfinite(q) && tz * q > best)
             best = tz * q;
     }
@@ -203,9 +203,9 @@ trip__lognormal_binomial_tail_lim(int64_t k, int64_t n, double p, double s2,
     for (int i = 0; i < (int)((ztop + TRIP_LN_ZMAX_) / TRIP_LN_H_); i++) {
         double z = ztop - (i + 0.5) * TRIP_LN_H_;
         double pm = p * exp(s * z - s2 / 2);
-        double q = pm >= 1 ? 1.0
-                           : gsl_cdf_binomial_Q((unsigned)(k - 1), pm,
-                                                (unsigned)n);
+        double q = pm >= 1
+                       ? 1.0
+                       : gsl_cdf_binomial_Q((unsigned)(k - 1), pm, (unsigned)n);
         if (!isfinite(q))
             return NAN;
         double c = q * exp(-z * z / 2) * TRIP_INV_SQRT_2PI_ * TRIP_LN_H_;

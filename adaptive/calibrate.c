@@ -18,12 +18,12 @@
  */
 enum { TRIP_CAL_Z_, TRIP_CAL_P_, TRIP_CAL_F_, TRIP_CAL_FAMILIES_ };
 
-static const double trip_cal_z_[] = {3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 7.0,
-                                     8.0, 10.0, 12.0, 15.0, 20.0, 30.0};
-static const double trip_cal_p_[] = {1e-3, 3e-4, 1e-4, 3e-5, 1e-5,
-                                     3e-6, 1e-6, 3e-7, 1e-7, 3e-8,
+static const double trip_cal_z_[] = {3.0, 3.5, 4.0,  4.5,  5.0,  5.5,  6.0,
+                                     7.0, 8.0, 10.0, 12.0, 15.0, 20.0, 30.0};
+static const double trip_cal_p_[] = {1e-3, 3e-4, 1e-4,  3e-5, 1e-5,
+                                     3e-6, 1e-6, 3e-7,  1e-7, 3e-8,
                                      1e-8, 1e-9, 1e-10, 1e-12};
-static const double trip_cal_f_[] = {1.5, 2.0, 2.5, 3.0, 3.5, 4.0,
+static const double trip_cal_f_[] = {1.5, 2.0, 2.5, 3.0,  3.5,  4.0,
                                      5.0, 6.0, 8.0, 10.0, 15.0, 20.0};
 #define TRIP_CAL_LEN_(a) ((int)(sizeof(a) / sizeof(a)[0]))
 #define TRIP_CAL_MAXLEN_ 14
@@ -35,9 +35,9 @@ static const double trip_cal_f_[] = {1.5, 2.0, 2.5, 3.0, 3.5, 4.0,
 static int
 trip_cal_len_(int fam)
 {
-    static const int len[TRIP_CAL_FAMILIES_] = {
-        TRIP_CAL_LEN_(trip_cal_z_), TRIP_CAL_LEN_(trip_cal_p_),
-        TRIP_CAL_LEN_(trip_cal_f_)};
+    static const int len[TRIP_CAL_FAMILIES_] = {TRIP_CAL_LEN_(trip_cal_z_),
+                                                TRIP_CAL_LEN_(trip_cal_p_),
+                                                TRIP_CAL_LEN_(trip_cal_f_)};
     return len[fam];
 }
 
@@ -146,8 +146,8 @@ typedef struct trip_cal_ {
     const trip_config *base;
     const trip_event *ev;
     size_t n;
-    double allowed;   /* false trips allowed over the whole history */
-    int64_t floor;    /* trips with every calibrated family off */
+    double allowed; /* false trips allowed over the whole history */
+    int64_t floor;  /* trips with every calibrated family off */
     int rung[TRIP_CAL_FAMILIES_];
     /* solo trips of family f at rung i with the others off; -1 unknown */
     int64_t solo[TRIP_CAL_FAMILIES_][TRIP_CAL_MAXLEN_];
@@ -219,8 +219,7 @@ trip_cal_step_up_(trip_cal_ *c, int64_t share, int *rc)
     int64_t most = -1, t = 0;
     *rc = TRIP_OK;
     for (int f = 0; f < TRIP_CAL_FAMILIES_; f++) {
-        if (!trip_cal_active_(c->base, f) ||
-            c->rung[f] >= trip_cal_len_(f) - 1)
+        if (!trip_cal_active_(c->base, f) || c->rung[f] >= trip_cal_len_(f) - 1)
             continue;
         *rc = trip_cal_solo_(c, f, c->rung[f], share, &t);
         if (*rc != TRIP_OK)
@@ -276,26 +275,32 @@ trip_cal_check_(const trip_event *ev, size_t n, double budget,
                           out == NULL ? "out" : "events");
     if (n == 0)
         return trip__fail(TRIP_EINVAL, "trip_calibrate: no events: "
-                          "calibration needs healthy history");
+                                       "calibration needs healthy history");
     if (!(budget > 0) || !isfinite(budget))
-        return trip__fail(TRIP_EINVAL, "trip_calibrate: budget_per_week "
-                          "must be finite and > 0, got %g", budget);
+        return trip__fail(TRIP_EINVAL,
+                          "trip_calibrate: budget_per_week "
+                          "must be finite and > 0, got %g",
+                          budget);
     for (size_t i = 0; i < n; i++) {
         const trip_event *e = &ev[i];
         if (e->wall_ns < 0 || (i > 0 && e->wall_ns < ev[i - 1].wall_ns))
-            return trip__fail(TRIP_EINVAL, "trip_calibrate: event %zu: time "
+            return trip__fail(TRIP_EINVAL,
+                              "trip_calibrate: event %zu: time "
                               "%lld is negative or before the previous "
-                              "event", i, (long long)e->wall_ns);
+                              "event",
+                              i, (long long)e->wall_ns);
         if (!isfinite(e->latency_s) || e->latency_s < 0 ||
             e->outcome < TRIP_SUCCESS || e->outcome > TRIP_IGNORED ||
             e->priority < 0 || e->priority > 255)
-            return trip__fail(TRIP_EINVAL, "trip_calibrate: event %zu: "
+            return trip__fail(TRIP_EINVAL,
+                              "trip_calibrate: event %zu: "
                               "latency %g, outcome %d or priority %d is "
-                              "invalid", i, e->latency_s, e->outcome,
-                              e->priority);
+                              "invalid",
+                              i, e->latency_s, e->outcome, e->priority);
     }
     if (ev[n - 1].wall_ns == ev[0].wall_ns)
-        return trip__fail(TRIP_EINVAL, "trip_calibrate: the history spans "
+        return trip__fail(TRIP_EINVAL,
+                          "trip_calibrate: the history spans "
                           "no time (every event at %lld ns)",
                           (long long)ev[0].wall_ns);
     return TRIP_OK;
@@ -336,10 +341,12 @@ trip_cal_least_(trip_cal_ *c, int fams, double budget, double weeks,
         if (rc != TRIP_OK)
             return rc;
     }
-    return trip__fail(TRIP_ERANGE, "trip_calibrate: no candidate meets %g "
+    return trip__fail(TRIP_ERANGE,
+                      "trip_calibrate: no candidate meets %g "
                       "false trips per week: the least tripping makes %.3g "
-                      "(the fixed rules alone %.3g)", budget,
-                      (double)r->trips / weeks, (double)c->floor / weeks);
+                      "(the fixed rules alone %.3g)",
+                      budget, (double)r->trips / weeks,
+                      (double)c->floor / weeks);
 }
 
 int
@@ -363,8 +370,7 @@ trip_calibrate(const trip_config *base, const trip_event *events, size_t n,
     double weeks = (double)(events[n - 1].wall_ns - events[0].wall_ns) /
                    (double)TRIP_WEEK_NS_;
     int64_t allowed = (int64_t)floor(budget_per_week * weeks + 1e-9);
-    int off[TRIP_CAL_FAMILIES_] = {TRIP_CAL_OFF_, TRIP_CAL_OFF_,
-                                   TRIP_CAL_OFF_};
+    int off[TRIP_CAL_FAMILIES_] = {TRIP_CAL_OFF_, TRIP_CAL_OFF_, TRIP_CAL_OFF_};
     trip_cal_run_ r;
     trip_config chosen;
     /* the fixed rules alone: the floor no threshold can go below */

@@ -29,26 +29,37 @@ trip_detect_check_opts_(const trip_detect_opts *o)
 {
     if (o->seasonality < TRIP_SEASON_AUTO ||
         o->seasonality > TRIP_SEASON_HOUR_OF_WEEK)
-        return trip__fail(TRIP_EINVAL, "detect: seasonality must be 0 auto, "
+        return trip__fail(TRIP_EINVAL,
+                          "detect: seasonality must be 0 auto, "
                           "1 none, 2 hour of day or 3 hour of week, got %d",
                           o->seasonality);
     if (!(o->half_life_h >= 0.01 && o->half_life_h <= 8760))
-        return trip__fail(TRIP_EINVAL, "detect: half_life_h must be in "
-                          "[0.01, 8760] hours, got %g", o->half_life_h);
+        return trip__fail(TRIP_EINVAL,
+                          "detect: half_life_h must be in "
+                          "[0.01, 8760] hours, got %g",
+                          o->half_life_h);
     if (!(o->z > 0 && isfinite(o->z)))
         return trip__fail(TRIP_EINVAL, "detect: z must be > 0, got %g", o->z);
     if (o->m < 1 || o->m > 64 || o->k < 1 || o->k > o->m)
-        return trip__fail(TRIP_EINVAL, "detect: need 1 <= k <= m <= 64, got "
-                          "k %u, m %u", o->k, o->m);
+        return trip__fail(TRIP_EINVAL,
+                          "detect: need 1 <= k <= m <= 64, got "
+                          "k %u, m %u",
+                          o->k, o->m);
     if (!(o->sigma_floor >= 0 && isfinite(o->sigma_floor)))
-        return trip__fail(TRIP_EINVAL, "detect: sigma_floor must be >= 0, "
-                          "got %g", o->sigma_floor);
+        return trip__fail(TRIP_EINVAL,
+                          "detect: sigma_floor must be >= 0, "
+                          "got %g",
+                          o->sigma_floor);
     if (!(o->effect >= 0 && isfinite(o->effect)))
-        return trip__fail(TRIP_EINVAL, "detect: effect must be >= 0 (0 off), "
-                          "got %g", o->effect);
+        return trip__fail(TRIP_EINVAL,
+                          "detect: effect must be >= 0 (0 off), "
+                          "got %g",
+                          o->effect);
     if (o->log_transform != 0 && o->log_transform != 1)
-        return trip__fail(TRIP_EINVAL, "detect: log_transform must be 0 or "
-                          "1, got %d", o->log_transform);
+        return trip__fail(TRIP_EINVAL,
+                          "detect: log_transform must be 0 or "
+                          "1, got %d",
+                          o->log_transform);
     return TRIP_OK;
 }
 
@@ -60,15 +71,21 @@ trip_detect_check_data_(const trip_detect_opts *o, const int64_t *t,
         /* as replay: before 1970 is a bug in the caller, and spans between
          * times of opposite signs overflow the decay arithmetic */
         if (t[i] < 0)
-            return trip__fail(TRIP_EINVAL, "detect: time %zu (%lld) is "
-                              "negative", i, (long long)t[i]);
+            return trip__fail(TRIP_EINVAL,
+                              "detect: time %zu (%lld) is "
+                              "negative",
+                              i, (long long)t[i]);
         if (i > 0 && t[i] < t[i - 1])
-            return trip__fail(TRIP_EINVAL, "detect: time %zu (%lld) is "
-                              "before time %zu", i, (long long)t[i], i - 1);
+            return trip__fail(TRIP_EINVAL,
+                              "detect: time %zu (%lld) is "
+                              "before time %zu",
+                              i, (long long)t[i], i - 1);
         if (o->log_transform && !(v[i] > 0) && !isnan(v[i]))
-            return trip__fail(TRIP_EINVAL, "detect: value %zu is %g: "
+            return trip__fail(TRIP_EINVAL,
+                              "detect: value %zu is %g: "
                               "log_transform needs values > 0 (or NaN for "
-                              "missing)", i, v[i]);
+                              "missing)",
+                              i, v[i]);
     }
     return TRIP_OK;
 }
@@ -83,9 +100,8 @@ typedef struct trip_detect_out_ {
 /* Score point i, push it into the k-of-m memory and learn from it unless
  * it looked anomalous (so an incident never becomes the new normal). */
 static void
-trip_detect_point_(const trip_detect_opts *o, trip__baseline *b,
-                   trip__kofm *h, int64_t t, double raw,
-                   const trip_detect_out_ *out, size_t i)
+trip_detect_point_(const trip_detect_opts *o, trip__baseline *b, trip__kofm *h,
+                   int64_t t, double raw, const trip_detect_out_ *out, size_t i)
 {
     double x = o->log_transform ? log(raw) : raw;
     double z = NAN, mean = NAN, sd = NAN;

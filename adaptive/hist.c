@@ -31,8 +31,8 @@ trip__hist_bin_value_s(uint32_t bin)
 }
 
 void
-trip__hist_quantiles_s(const uint64_t *counts, uint64_t total,
-                       const double *qs, size_t nq, double *out)
+trip__hist_quantiles_s(const uint64_t *counts, uint64_t total, const double *qs,
+                       size_t nq, double *out)
 {
     uint64_t rank[16];
     size_t qi = 0;

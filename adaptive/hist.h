@@ -16,7 +16,8 @@
 #define TRIP_HIST_SUB_BITS 6
 #define TRIP_HIST_SUB (1 << TRIP_HIST_SUB_BITS)
 #define TRIP_HIST_MAX_BITS 32
-#define TRIP_HIST_BINS ((TRIP_HIST_MAX_BITS - TRIP_HIST_SUB_BITS + 1) * TRIP_HIST_SUB)
+#define TRIP_HIST_BINS                                                         \
+    ((TRIP_HIST_MAX_BITS - TRIP_HIST_SUB_BITS + 1) * TRIP_HIST_SUB)
 
 /* Bin of a latency in nanoseconds (negative counts as 0). */
 static inline uint32_t

@@ -46,7 +46,8 @@ raw_insert_rate(const char *path, long n, int batch, int with_index)
     test_rm_db(path);
     sqlite3 *db;
     sqlite3_open(path, &db);
-    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    sqlite3_exec(db,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                  "CREATE TABLE outcomes(t_ns INTEGER NOT NULL, breaker_id "
                  "INTEGER NOT NULL, outcome INTEGER NOT NULL, latency_ns "
                  "INTEGER NOT NULL, state INTEGER NOT NULL, decision INTEGER "
@@ -56,8 +57,8 @@ raw_insert_rate(const char *path, long n, int batch, int with_index)
         sqlite3_exec(db, "CREATE INDEX outcomes_t ON outcomes(t_ns)", NULL,
                      NULL, NULL);
     sqlite3_stmt *st;
-    sqlite3_prepare_v2(db, "INSERT INTO outcomes VALUES(?,?,?,?,?,?,?,?)",
-                       -1, &st, NULL);
+    sqlite3_prepare_v2(db, "INSERT INTO outcomes VALUES(?,?,?,?,?,?,?,?)", -1,
+                       &st, NULL);
     double t0 = now_s(CLOCK_MONOTONIC);
     for (long i = 0; i < n;) {
         sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
@@ -166,8 +167,7 @@ main(int argc, char **argv)
     printf("# bench_store: %ld rows per run, file %s\n", n, path);
     double floor_idx = raw_insert_rate(path, n, 8192, 1);
     double floor_noidx = raw_insert_rate(path, n, 8192, 0);
-    printf("raw SQLite insert, with time index     %10.0f rows/s\n",
-           floor_idx);
+    printf("raw SQLite insert, with time index     %10.0f rows/s\n", floor_idx);
     printf("raw SQLite insert, no index            %10.0f rows/s "
            "(the index costs %.0f%%)\n",
            floor_noidx, 100.0 * (1.0 - floor_idx / floor_noidx));

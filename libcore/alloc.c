@@ -12,8 +12,9 @@ static atomic_long trip_alloc_fail_at_; /* 0: never; else count to fail */
 static int
 trip_alloc_should_fail_(void)
 {
-    long n = atomic_fetch_add_explicit(&trip_alloc_count_, 1,
-                                       memory_order_relaxed) + 1;
+    long n =
+        atomic_fetch_add_explicit(&trip_alloc_count_, 1, memory_order_relaxed) +
+        1;
     long at = atomic_load_explicit(&trip_alloc_fail_at_, memory_order_relaxed);
     if (at != 0 && n == at) {
         atomic_store_explicit(&trip_alloc_fail_at_, 0, memory_order_relaxed);
@@ -45,8 +46,9 @@ trip__malloc(size_t n)
 void *
 trip__calloc(size_t count, size_t size)
 {
-    return trip_alloc_should_fail_() ? NULL : calloc(count ? count : 1,
-                                                     size ? size : 1);
+    return trip_alloc_should_fail_()
+               ? NULL
+               : calloc(count ? count : 1, size ? size : 1);
 }
 
 void *

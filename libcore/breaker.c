@@ -17,8 +17,8 @@ static inline uint32_t
 trip_stripe_(void)
 {
     if (TRIP_UNLIKELY_(trip_my_stripe_ == UINT32_MAX))
-        trip_my_stripe_ = atomic_fetch_add(&trip_next_stripe_, 1) %
-                          TRIP_STRIPES_;
+        trip_my_stripe_ =
+            atomic_fetch_add(&trip_next_stripe_, 1) % TRIP_STRIPES_;
     return trip_my_stripe_;
 }
 
@@ -38,10 +38,10 @@ trip_breaker_check_args_(const char *name, trip_breaker **out)
     *out = NULL;
     if (name == NULL || name[0] == '\0')
         return trip__fail(TRIP_EINVAL, "trip_breaker_new: name must be a "
-                          "non-empty string");
+                                       "non-empty string");
     if (strlen(name) > 127)
         return trip__fail(TRIP_EINVAL, "trip_breaker_new: name is longer "
-                          "than 127 bytes");
+                                       "than 127 bytes");
     return TRIP_OK;
 }
 
@@ -83,8 +83,8 @@ trip_breaker_init_(trip_breaker *b, const char *name, const trip_config *cfg,
     atomic_init(&b->wall_offset_ns, trip_clock_wall(b->clock) - now);
     b->lim_close_ns = now;
     trip__publish_hot_config(b);
-    atomic_init(&b->sw, (uint64_t)TRIP_CLOSED |
-                            trip__sw_flags_locked(b, TRIP_CLOSED));
+    atomic_init(&b->sw,
+                (uint64_t)TRIP_CLOSED | trip__sw_flags_locked(b, TRIP_CLOSED));
     memset(&b->last_trip, 0, sizeof b->last_trip);
     b->last_trip.score = b->last_trip.threshold = NAN;
     b->last_trip.baseline = NAN;
@@ -178,14 +178,20 @@ trip_refuse_(trip_breaker *b, trip_ticket *t, trip__stripe *st, int decision)
     if (now >= atomic_load_explicit(&b->next_roll_ns, TRIP_RLX_))
         trip_breaker_tick(b);
     trip_store *s = atomic_load_explicit(&b->store, memory_order_acquire);
-    trip_inc_(st, decision == TRIP_REJECTED ? TRIP_C_REJECTED_
-                                            : TRIP_C_LIMITED_);
+    trip_inc_(st,
+              decision == TRIP_REJECTED ? TRIP_C_REJECTED_ : TRIP_C_LIMITED_);
     t->decision = decision;
     t->start_ns = 0;
     if (s != NULL) {
         trip__outcome_rec r = {
-            now + atomic_load_explicit(&b->wall_offset_ns, TRIP_RLX_), 0,
-            b->store_id, -1, (uint8_t)t->state, (uint8_t)decision, 0, 0.0f,
+            now + atomic_load_explicit(&b->wall_offset_ns, TRIP_RLX_),
+            0,
+            b->store_id,
+            -1,
+            (uint8_t)t->state,
+            (uint8_t)decision,
+            0,
+            0.0f,
             0};
         trip__store_push_outcome(s, &r);
     }
@@ -268,8 +274,8 @@ trip_allow_half_open_(trip_breaker *b, trip_ticket *t, trip__stripe *st)
     do {
         if (cur >= limit)
             return trip_refuse_(b, t, st, TRIP_LIMITED);
-    } while (!atomic_compare_exchange_weak(&b->probes_in_flight, &cur,
-                                           cur + 1));
+    } while (
+        !atomic_compare_exchange_weak(&b->probes_in_flight, &cur, cur + 1));
     t->flags |= TRIP_TK_PROBE_;
     return trip_pass_(b, t, st);
 }
@@ -285,13 +291,11 @@ trip_machine_decide_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
     if (ms == TRIP_OPEN) {
         int64_t until = atomic_load_explicit(&b->open_until_ns, TRIP_RLX_);
         /* coordinated recovery: no probe while a needed breaker is down */
-        if (trip__clock_coarse(b->clock) < until ||
-            !trip__needs_all_closed(b))
+        if (trip__clock_coarse(b->clock) < until || !trip__needs_all_closed(b))
             return trip_refuse_(b, t, st, TRIP_REJECTED);
         ms = trip_open_elapsed_(b, t, sw);
         if (ms == TRIP_CLOSED)
-            return trip_allow_closed_(b, t, st, atomic_load(&b->sw),
-                                      priority);
+            return trip_allow_closed_(b, t, st, atomic_load(&b->sw), priority);
         if (ms == TRIP_OPEN)
             return trip_refuse_(b, t, st, TRIP_REJECTED);
     }
@@ -301,8 +305,8 @@ trip_machine_decide_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
 }
 
 static int
-trip_allow_slow_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
-                 uint64_t sw, int priority)
+trip_allow_slow_(trip_breaker *b, trip_ticket *t, trip__stripe *st, uint64_t sw,
+                 int priority)
 {
     int mode = (int)((sw & TRIP_SW_MODE_MASK_) >> TRIP_SW_MODE_SHIFT_);
     t->state = trip__effective_state(sw);
@@ -342,9 +346,10 @@ trip_allow_priority(trip_breaker *b, trip_ticket *t, int priority)
         !atomic_load_explicit(&b->prio_seen, TRIP_RLX_))
         atomic_store_explicit(&b->prio_seen, 1, TRIP_RLX_);
     if (atomic_load_explicit(&b->prio_seen, TRIP_RLX_))
-        atomic_fetch_add_explicit(
-            &st->prio[priority <= 0 ? 0 : priority > 255 ? 15 : priority >> 4],
-            1, TRIP_RLX_);
+        atomic_fetch_add_explicit(&st->prio[priority <= 0    ? 0
+                                            : priority > 255 ? 15
+                                                             : priority >> 4],
+                                  1, TRIP_RLX_);
     t->stripe = si;
     t->flags = 0;
     t->generation = sw >> TRIP_SW_GEN_SHIFT_;

@@ -49,8 +49,8 @@ trip_detach_locked_(trip_breaker *b, trip_store *old)
     trip__flush_minute(b);
     trip_baseline_row *rows = trip__calloc(cap, sizeof *rows);
     if (rows != NULL) {
-        size_t n = trip__adaptive_export(b->adaptive, b->store_id, wall, rows,
-                                         cap);
+        size_t n =
+            trip__adaptive_export(b->adaptive, b->store_id, wall, rows, cap);
         if (n > 0)
             trip__store_push_baselines(old, rows, n);
         trip__free(rows);
@@ -62,7 +62,7 @@ trip_breaker_attach(trip_breaker *b, trip_store *s)
 {
     if (b == NULL)
         return trip__fail(TRIP_EINVAL, "trip_breaker_attach: breaker is "
-                          "NULL");
+                                       "NULL");
     pthread_mutex_lock(&b->mu);
     trip_store *old = atomic_load(&b->store);
     if (old == s) {

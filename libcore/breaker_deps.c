@@ -66,10 +66,12 @@ trip_breaker_add_dependency(trip_breaker *b, trip_breaker *needed)
     trip_breaker *path[64];
     if (b == NULL || needed == NULL)
         return trip__fail(TRIP_EINVAL, "trip_breaker_add_dependency: NULL "
-                          "breaker");
+                                       "breaker");
     if (b == needed)
-        return trip__fail(TRIP_EINVAL, "dependency cycle: \"%s\" cannot "
-                          "need itself", b->name);
+        return trip__fail(TRIP_EINVAL,
+                          "dependency cycle: \"%s\" cannot "
+                          "need itself",
+                          b->name);
     pthread_mutex_lock(&trip_dep_mu);
     int rc = TRIP_OK, n = trip_reaches_(needed, b, path, 0);
     for (int i = 0; i < b->n_needs && rc == TRIP_OK; i++)
@@ -138,8 +140,8 @@ trip_dependent_react_(trip_breaker *d, int needed_opened)
     if (needed_opened && d->cfg.dependency_action == TRIP_DEP_OPEN &&
         ms == TRIP_CLOSED && mode == TRIP_MODE_NORMAL) {
         trip_reason r = {TRIP_RULE_DEPENDENCY, NAN, NAN, NAN, 0, 0};
-        trip__transition_locked(d, TRIP_OPEN, -1, &r,
-                                trip_clock_now(d->clock), &p);
+        trip__transition_locked(d, TRIP_OPEN, -1, &r, trip_clock_now(d->clock),
+                                &p);
     } else {
         uint64_t keep = sw & ~(uint64_t)(TRIP_SW_SHED_ | TRIP_SW_LIMIT_);
         atomic_store(&d->sw, keep | trip__sw_flags_locked(d, ms));
@@ -207,13 +209,14 @@ trip_breaker_add_signal(trip_breaker *b, const char *name, double threshold,
 {
     if (b == NULL || name == NULL || id == NULL)
         return trip__fail(TRIP_EINVAL, "trip_breaker_add_signal: NULL "
-                          "argument");
+                                       "argument");
     if (name[0] == '\0' || strlen(name) > 31)
         return trip__fail(TRIP_EINVAL, "signal name must be 1..31 bytes");
-    if (isnan(z) || z < 0 || duration_ns < 0 ||
-        (isnan(threshold) && z == 0))
-        return trip__fail(TRIP_EINVAL, "signal \"%s\": need z >= 0, "
-                          "duration_ns >= 0 and a threshold or a z", name);
+    if (isnan(z) || z < 0 || duration_ns < 0 || (isnan(threshold) && z == 0))
+        return trip__fail(TRIP_EINVAL,
+                          "signal \"%s\": need z >= 0, "
+                          "duration_ns >= 0 and a threshold or a z",
+                          name);
     int rc = TRIP_OK;
     pthread_mutex_lock(&b->mu);
     if (b->signals == NULL)
@@ -270,8 +273,10 @@ trip_breaker_signal(trip_breaker *b, int id, double value)
     pthread_mutex_lock(&b->mu);
     int rc = TRIP_OK;
     if (id < 0 || id >= b->n_signals) {
-        rc = trip__fail(TRIP_EINVAL, "trip_breaker_signal: unknown signal "
-                        "id %d", id);
+        rc = trip__fail(TRIP_EINVAL,
+                        "trip_breaker_signal: unknown signal "
+                        "id %d",
+                        id);
     } else {
         trip__signal *s = &b->signals[id];
         int h = trip_hour_of_week_(trip_clock_wall(b->clock));
@@ -296,7 +301,7 @@ trip_breaker_signal_get(trip_breaker *b, int id, double *value, double *mean,
 {
     if (b == NULL)
         return trip__fail(TRIP_EINVAL, "trip_breaker_signal_get: breaker is "
-                          "NULL");
+                                       "NULL");
     pthread_mutex_lock(&b->mu);
     int ok = id >= 0 && id < b->n_signals;
     if (ok) {
@@ -311,8 +316,10 @@ trip_breaker_signal_get(trip_breaker *b, int id, double *value, double *mean,
     }
     pthread_mutex_unlock(&b->mu);
     return ok ? TRIP_OK
-              : trip__fail(TRIP_EINVAL, "trip_breaker_signal_get: unknown "
-                           "signal id %d", id);
+              : trip__fail(TRIP_EINVAL,
+                           "trip_breaker_signal_get: unknown "
+                           "signal id %d",
+                           id);
 }
 
 int
@@ -328,7 +335,9 @@ trip__signals_evaluate_locked(trip_breaker *b, int64_t now, int64_t wall,
         *r = (trip_reason){TRIP_RULE_HEALTH_SIGNAL,
                            absolute ? s->value : trip_signal_z_(s, h, s->value),
                            absolute ? s->threshold : s->z,
-                           s->n[h] >= 30 ? s->mean[h] : NAN, 1, 0};
+                           s->n[h] >= 30 ? s->mean[h] : NAN,
+                           1,
+                           0};
         return TRIP_RULE_HEALTH_SIGNAL;
     }
     return TRIP_RULE_NONE;

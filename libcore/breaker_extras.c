@@ -100,8 +100,8 @@ trip__prio_roll_locked(trip_breaker *b, int64_t span_ns)
     for (int l = 0; l < TRIP_PRIO_LEVELS_; l++) {
         uint64_t n = 0;
         for (int s = 0; s < TRIP_STRIPES_; s++) {
-            uint64_t v = atomic_load_explicit(&b->stripes[s].prio[l],
-                                              TRIP_RLX_);
+            uint64_t v =
+                atomic_load_explicit(&b->stripes[s].prio[l], TRIP_RLX_);
             if (v)
                 n += atomic_fetch_sub_explicit(&b->stripes[s].prio[l], v,
                                                TRIP_RLX_);

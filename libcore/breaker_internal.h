@@ -29,9 +29,9 @@ enum trip_ctr_ {
     TRIP_C_REJECTED_,
     TRIP_C_LIMITED_,
     TRIP_C_LATE_,
-    TRIP_C_ALLOWED_,  /* in-flight = allowed - (outcomes + late): every
-                         record adds exactly one of those */
-    TRIP_C_FAILW_,    /* failure weights in thousandths (issue 9) */
+    TRIP_C_ALLOWED_, /* in-flight = allowed - (outcomes + late): every
+                        record adds exactly one of those */
+    TRIP_C_FAILW_,   /* failure weights in thousandths (issue 9) */
     /* late results by kind (the rest of LATE_ are successes): kept out of
      * the windows but counted in the history's rollups, which count every
      * outcome */
@@ -72,19 +72,19 @@ typedef struct trip__listener {
 } trip__listener;
 
 /* Packing of the atomic state word: generation << 16 | flags. */
-#define TRIP_SW_STATE_MASK_ 0x0Fu  /* machine state: closed/open/half-open */
+#define TRIP_SW_STATE_MASK_ 0x0Fu /* machine state: closed/open/half-open */
 #define TRIP_SW_MODE_SHIFT_ 4
 #define TRIP_SW_MODE_MASK_ 0xF0u
-#define TRIP_SW_RAMP_ 0x100u       /* closed and ramping up */
-#define TRIP_SW_LIMIT_ 0x200u      /* a rate limit is configured */
-#define TRIP_SW_SHED_ 0x400u       /* a needed breaker is open: shed */
+#define TRIP_SW_RAMP_ 0x100u  /* closed and ramping up */
+#define TRIP_SW_LIMIT_ 0x200u /* a rate limit is configured */
+#define TRIP_SW_SHED_ 0x400u  /* a needed breaker is open: shed */
 #define TRIP_SW_GEN_SHIFT_ 16
 
 /* Ticket flags. */
-#define TRIP_TK_PROBE_ 1u    /* a half-open probe */
-#define TRIP_TK_SHADOW_ 2u   /* metrics-only: the machine would have refused */
-#define TRIP_TK_NOREC_ 4u    /* disabled: record nothing */
-#define TRIP_TK_DONE_ 8u     /* not used by callers; reserved */
+#define TRIP_TK_PROBE_ 1u  /* a half-open probe */
+#define TRIP_TK_SHADOW_ 2u /* metrics-only: the machine would have refused */
+#define TRIP_TK_NOREC_ 4u  /* disabled: record nothing */
+#define TRIP_TK_DONE_ 8u   /* not used by callers; reserved */
 
 struct trip_breaker {
     /* --- read-mostly, first cache lines ------------------------------ */
@@ -94,7 +94,7 @@ struct trip_breaker {
     _Atomic int64_t wall_offset_ns; /* wall = mono + offset, set on rolls */
     _Atomic(trip_store *) store;
     _Atomic int has_reject_listeners;
-    _Atomic int prio_seen;          /* a call carried a priority */
+    _Atomic int prio_seen; /* a call carried a priority */
     int store_id;
     trip_clock *clock;
     char name[128];
@@ -133,25 +133,25 @@ struct trip_breaker {
     /* --- under mu: windows, evaluation, transitions ------------------- */
     pthread_mutex_t mu;
     trip_config cfg;
-    void **retired;           /* count rings replaced by reconfigure */
+    void **retired; /* count rings replaced by reconfigure */
     size_t n_retired;
-    uint64_t *life_hist;      /* lifetime latency histogram */
-    int64_t cur_bucket;       /* index of the bucket being filled */
-    trip__bucket *ring;       /* long_window_buckets buckets */
-    uint32_t *ring_hist;      /* window_buckets x TRIP_HIST_BINS */
-    int64_t *hist_index;      /* bucket index held by each ring_hist slot */
-    uint32_t *slot_range;     /* per slot: lo << 16 | hi of nonzero bins */
+    uint64_t *life_hist;         /* lifetime latency histogram */
+    int64_t cur_bucket;          /* index of the bucket being filled */
+    trip__bucket *ring;          /* long_window_buckets buckets */
+    uint32_t *ring_hist;         /* window_buckets x TRIP_HIST_BINS */
+    int64_t *hist_index;         /* bucket index held by each ring_hist slot */
+    uint32_t *slot_range;        /* per slot: lo << 16 | hi of nonzero bins */
     uint32_t short_lo, short_hi; /* nonzero range of short_hist */
-    uint64_t *short_hist;     /* running sum over the short window */
+    uint64_t *short_hist;        /* running sum over the short window */
     uint64_t short_hist_total;
-    trip__sums totals;        /* lifetime, harvested */
-    trip__sums minute;        /* the minute being accumulated */
+    trip__sums totals; /* lifetime, harvested */
+    trip__sums minute; /* the minute being accumulated */
     uint64_t *minute_hist;
     int64_t minute_start_wall; /* -1 none */
     trip__adaptive *adaptive;
     trip_eval last_eval;
     trip_reason last_trip;
-    uint32_t trips;           /* since the backoff reset */
+    uint32_t trips; /* since the backoff reset */
     int64_t closed_since_ns;
     int64_t transitions;
     uint64_t rng;
@@ -160,8 +160,8 @@ struct trip_breaker {
     double prio_ewma[TRIP_PRIO_LEVELS_];
     int64_t trip_times[TRIP_FLAP_MAX_];
     uint32_t trip_times_n;
-    double lim_m;             /* limiter share at the last trip */
-    int64_t lim_close_ns;     /* when it closed after that trip; -1 open */
+    double lim_m;         /* limiter share at the last trip */
+    int64_t lim_close_ns; /* when it closed after that trip; -1 open */
     struct trip__signal *signals;
     int n_signals;
     /* dependencies, under the global trip__dep_mu */
@@ -219,8 +219,8 @@ int trip__probe_eligible(trip_breaker *b, int priority);
 void trip__prio_roll_locked(trip_breaker *b, int64_t span_ns);
 void trip__limiter_update_locked(trip_breaker *b, int to, int64_t now);
 double trip__flap_locked(trip_breaker *b, int64_t now, int record);
-int trip__signals_evaluate_locked(trip_breaker *b, int64_t now,
-                                  int64_t wall, trip_reason *r);
+int trip__signals_evaluate_locked(trip_breaker *b, int64_t now, int64_t wall,
+                                  trip_reason *r);
 int trip__needs_all_closed(trip_breaker *b);
 void trip__deps_announce(trip_breaker *b, const trip__pending *p);
 void trip__deps_unlink(trip_breaker *b);

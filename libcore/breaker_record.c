@@ -73,7 +73,11 @@ trip_probe_done_(trip_breaker *b, const trip_ticket *t, int outcome,
         (sw & TRIP_SW_STATE_MASK_) == TRIP_HALF_OPEN) {
         trip_reason r = {outcome == TRIP_SUCCESS ? TRIP_RULE_HALF_OPEN_SUCCESS
                                                  : TRIP_RULE_HALF_OPEN_FAILURE,
-                         NAN, NAN, NAN, 1, 0};
+                         NAN,
+                         NAN,
+                         NAN,
+                         1,
+                         0};
         if (outcome == TRIP_SUCCESS) {
             r.score = atomic_load(&b->probe_successes);
             r.threshold = need;
@@ -118,20 +122,20 @@ trip_streaks_(trip_breaker *b, const trip_ticket *t, int outcome, int64_t now)
 /* The count window: a ring of the last N outcomes with running counts,
  * judged on every call (a count window has no natural roll). */
 static void
-trip_count_window_(trip_breaker *b, const trip_ticket *t, int outcome,
-                   int slow, int64_t now)
+trip_count_window_(trip_breaker *b, const trip_ticket *t, int outcome, int slow,
+                   int64_t now)
 {
-    _Atomic uint8_t *ring = atomic_load_explicit(&b->count_ring,
-                                                 memory_order_acquire);
+    _Atomic uint8_t *ring =
+        atomic_load_explicit(&b->count_ring, memory_order_acquire);
     uint32_t n = atomic_load_explicit(&b->hp_count_n, TRIP_RLX_);
     if (ring == NULL || n == 0)
         return;
     uint64_t pos = atomic_fetch_add_explicit(&b->count_pos, 1, TRIP_RLX_);
-    uint8_t code = (uint8_t)(1u | (trip_is_fail_(outcome) ? 2u : 0u) |
-                             (slow ? 4u : 0u));
+    uint8_t code =
+        (uint8_t)(1u | (trip_is_fail_(outcome) ? 2u : 0u) | (slow ? 4u : 0u));
     uint8_t old = atomic_exchange_explicit(&ring[pos % n], code, TRIP_RLX_);
-    int64_t calls = atomic_fetch_add(&b->count_calls, old ? 0 : 1) +
-                    (old ? 0 : 1);
+    int64_t calls =
+        atomic_fetch_add(&b->count_calls, old ? 0 : 1) + (old ? 0 : 1);
     int df = ((code >> 1) & 1) - ((old >> 1) & 1);
     int ds = ((code >> 2) & 1) - ((old >> 2) & 1);
     int64_t fails = atomic_fetch_add(&b->count_failures, df) + df;
@@ -154,9 +158,15 @@ trip_push_row_(trip_breaker *b, const trip_ticket *t, int outcome,
     if (s == NULL)
         return;
     trip__outcome_rec r = {
-        now + atomic_load_explicit(&b->wall_offset_ns, TRIP_RLX_), lat_ns,
-        b->store_id, (int8_t)outcome, (uint8_t)t->state, TRIP_PASS,
-        (uint8_t)slow, trip_is_fail_(outcome) ? (float)weight : 0.0f, 0};
+        now + atomic_load_explicit(&b->wall_offset_ns, TRIP_RLX_),
+        lat_ns,
+        b->store_id,
+        (int8_t)outcome,
+        (uint8_t)t->state,
+        TRIP_PASS,
+        (uint8_t)slow,
+        trip_is_fail_(outcome) ? (float)weight : 0.0f,
+        0};
     trip__store_push_outcome(s, &r);
 }
 
@@ -187,9 +197,8 @@ trip_record_at_(trip_breaker *b, const trip_ticket *t, int outcome,
                                   TRIP_RLX_);
     if (outcome != TRIP_IGNORED) {
         uint32_t bin = trip__hist_bin(lat_ns);
-        if (TRIP_UNLIKELY_(
-                bin < atomic_load_explicit(&st->bin_lo, TRIP_RLX_) ||
-                bin > atomic_load_explicit(&st->bin_hi, TRIP_RLX_)))
+        if (TRIP_UNLIKELY_(bin < atomic_load_explicit(&st->bin_lo, TRIP_RLX_) ||
+                           bin > atomic_load_explicit(&st->bin_hi, TRIP_RLX_)))
             trip_widen_range_(st, bin);
         atomic_fetch_add_explicit(&st->hist[bin], 1, TRIP_RLX_);
         atomic_fetch_add_explicit(&st->lat_sum_us, (uint64_t)(lat_ns / 1000),
@@ -216,11 +225,14 @@ trip_record_check_(trip_breaker *b, const trip_ticket *t, int outcome)
         return trip__fail(TRIP_EINVAL, "trip_record: %s is NULL",
                           b ? "ticket" : "breaker");
     if (outcome < TRIP_SUCCESS || outcome > TRIP_IGNORED)
-        return trip__fail(TRIP_EINVAL, "trip_record: unknown outcome %d "
+        return trip__fail(TRIP_EINVAL,
+                          "trip_record: unknown outcome %d "
                           "(expected 0 success, 1 failure, 2 timeout, 3 "
-                          "ignored)", outcome);
+                          "ignored)",
+                          outcome);
     if (t->decision != TRIP_PASS)
-        return trip__fail(TRIP_EINVAL, "trip_record: the ticket was not "
+        return trip__fail(TRIP_EINVAL,
+                          "trip_record: the ticket was not "
                           "admitted (decision %s)",
                           trip_decision_name(t->decision));
     return TRIP_OK;
@@ -247,7 +259,8 @@ trip_record_latency(trip_breaker *b, const trip_ticket *t, int outcome,
     if (rc != TRIP_OK)
         return rc;
     if (!isfinite(latency_s) || latency_s < 0 || latency_s > 86400.0 * 365)
-        return trip__fail(TRIP_EINVAL, "trip_record_latency: latency must "
+        return trip__fail(TRIP_EINVAL,
+                          "trip_record_latency: latency must "
                           "be finite and in [0, 1 year] seconds, got %g",
                           latency_s);
     if (t->flags & TRIP_TK_NOREC_)
@@ -265,16 +278,19 @@ trip_record_weighted(trip_breaker *b, const trip_ticket *t, int outcome,
     if (rc != TRIP_OK)
         return rc;
     if (!isfinite(weight) || weight < 0 || weight > 1000)
-        return trip__fail(TRIP_EINVAL, "trip_record_weighted: weight must be "
-                          "finite and in [0, 1000], got %g", weight);
+        return trip__fail(TRIP_EINVAL,
+                          "trip_record_weighted: weight must be "
+                          "finite and in [0, 1000], got %g",
+                          weight);
     if (isnan(latency_s) || latency_s > 86400.0 * 365)
-        return trip__fail(TRIP_EINVAL, "trip_record_weighted: latency must "
+        return trip__fail(TRIP_EINVAL,
+                          "trip_record_weighted: latency must "
                           "be a number of seconds <= 1 year, got %g",
                           latency_s);
     if (t->flags & TRIP_TK_NOREC_)
         return TRIP_OK;
     int64_t now = trip_clock_now(b->clock);
-    int64_t lat = latency_s < 0 ? now - t->start_ns
-                                : (int64_t)llround(latency_s * 1e9);
+    int64_t lat =
+        latency_s < 0 ? now - t->start_ns : (int64_t)llround(latency_s * 1e9);
     return trip_record_at_(b, t, outcome, lat > 0 ? lat : 0, now, weight);
 }

@@ -109,8 +109,8 @@ trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
         if (c <= TRIP_C_TIMEOUT_)
             outcomes += v;
     }
-    uint64_t us = atomic_exchange_explicit(&st->lat_sum_us, 0,
-                                           memory_order_relaxed);
+    uint64_t us =
+        atomic_exchange_explicit(&st->lat_sum_us, 0, memory_order_relaxed);
     sum->lat_sum_s += (double)us * 1e-6;
     if (outcomes == 0)
         return; /* no latency was recorded since the last harvest */
@@ -150,8 +150,7 @@ trip_minute_roll_(trip_breaker *b, int64_t bucket_wall)
 }
 
 void
-trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window,
-              int64_t idx)
+trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window, int64_t idx)
 {
     uint32_t *whist = NULL;
     uint32_t range = (uint32_t)TRIP_HIST_BINS << 16; /* empty */
@@ -159,9 +158,9 @@ trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window,
     memset(bucket, 0, sizeof *bucket);
     /* the counts harvested belong to the current bucket's minute: close the
      * minute accumulated so far first if that is an earlier one */
-    trip_minute_roll_(b, b->cur_bucket * b->cfg.bucket_ns +
-                             atomic_load_explicit(&b->wall_offset_ns,
-                                                  memory_order_relaxed));
+    trip_minute_roll_(
+        b, b->cur_bucket * b->cfg.bucket_ns +
+               atomic_load_explicit(&b->wall_offset_ns, memory_order_relaxed));
     if (into_window) {
         slot = (uint32_t)(idx % b->cfg.window_buckets);
         trip_short_expire_(b, slot);
@@ -254,13 +253,22 @@ trip__flush_minute(trip_breaker *b)
     if (b->minute_start_wall >= 0 && s != NULL &&
         n + c[TRIP_C_IGNORED_] + c[TRIP_C_REJECTED_] + c[TRIP_C_LIMITED_]) {
         trip__hist_quantiles_s(b->minute_hist, n, qs, 5, q);
-        trip_rollup_row r = {
-            b->minute_start_wall, b->store_id, (int64_t)n,
-            (int64_t)c[TRIP_C_SUCCESS_], (int64_t)c[TRIP_C_FAILURE_],
-            (int64_t)c[TRIP_C_TIMEOUT_], (int64_t)c[TRIP_C_IGNORED_],
-            (int64_t)c[TRIP_C_SLOW_], (int64_t)c[TRIP_C_REJECTED_],
-            (int64_t)c[TRIP_C_LIMITED_], b->minute.lat_sum_s,
-            q[0], q[1], q[2], q[3], q[4]};
+        trip_rollup_row r = {b->minute_start_wall,
+                             b->store_id,
+                             (int64_t)n,
+                             (int64_t)c[TRIP_C_SUCCESS_],
+                             (int64_t)c[TRIP_C_FAILURE_],
+                             (int64_t)c[TRIP_C_TIMEOUT_],
+                             (int64_t)c[TRIP_C_IGNORED_],
+                             (int64_t)c[TRIP_C_SLOW_],
+                             (int64_t)c[TRIP_C_REJECTED_],
+                             (int64_t)c[TRIP_C_LIMITED_],
+                             b->minute.lat_sum_s,
+                             q[0],
+                             q[1],
+                             q[2],
+                             q[3],
+                             q[4]};
         trip__store_push_rollup(s, &r);
     }
     memset(&b->minute, 0, sizeof b->minute);
@@ -280,17 +288,25 @@ trip_fixed_rules_(const trip_breaker *b, const trip__window *w, double failw,
     ev->failures = fails;
     ev->failure_rate = w->calls ? failw / (double)w->calls : NAN;
     ev->slow_rate = w->calls ? (double)w->slow / (double)w->calls : NAN;
-    if (c->window_kind != TRIP_WINDOW_TIME || w->calls < (int64_t)c->min_calls
-        || w->calls == 0)
+    if (c->window_kind != TRIP_WINDOW_TIME ||
+        w->calls < (int64_t)c->min_calls || w->calls == 0)
         return TRIP_RULE_NONE;
     if (c->failure_rate > 0 && ev->failure_rate >= c->failure_rate) {
-        *r = (trip_reason){TRIP_RULE_FAILURE_RATE, ev->failure_rate,
-                           c->failure_rate, NAN, w->calls, 0};
+        *r = (trip_reason){TRIP_RULE_FAILURE_RATE,
+                           ev->failure_rate,
+                           c->failure_rate,
+                           NAN,
+                           w->calls,
+                           0};
         return r->rule;
     }
     if (c->slow_call_rate > 0 && ev->slow_rate >= c->slow_call_rate) {
-        *r = (trip_reason){TRIP_RULE_SLOW_CALL_RATE, ev->slow_rate,
-                           c->slow_call_rate, NAN, w->calls, 0};
+        *r = (trip_reason){TRIP_RULE_SLOW_CALL_RATE,
+                           ev->slow_rate,
+                           c->slow_call_rate,
+                           NAN,
+                           w->calls,
+                           0};
         return r->rule;
     }
     return TRIP_RULE_NONE;
@@ -300,12 +316,19 @@ static void
 trip_eval_init_(trip_eval *ev)
 {
     memset(ev, 0, sizeof *ev);
-    double *nan_fields[] = {&ev->failure_rate, &ev->slow_rate,
-                            &ev->latency_q_s, &ev->ewma_failure_rate,
-                            &ev->ewma_latency_s, &ev->baseline_rate,
-                            &ev->baseline_rate_sd, &ev->baseline_latency_s,
-                            &ev->baseline_log_latency_sd, &ev->z_rate,
-                            &ev->z_latency, &ev->binomial_tail, &ev->score,
+    double *nan_fields[] = {&ev->failure_rate,
+                            &ev->slow_rate,
+                            &ev->latency_q_s,
+                            &ev->ewma_failure_rate,
+                            &ev->ewma_latency_s,
+                            &ev->baseline_rate,
+                            &ev->baseline_rate_sd,
+                            &ev->baseline_latency_s,
+                            &ev->baseline_log_latency_sd,
+                            &ev->z_rate,
+                            &ev->z_latency,
+                            &ev->binomial_tail,
+                            &ev->score,
                             &ev->threshold};
     for (size_t i = 0; i < sizeof nan_fields / sizeof nan_fields[0]; i++)
         *nan_fields[i] = NAN;
@@ -313,9 +336,8 @@ trip_eval_init_(trip_eval *ev)
 
 /* Evaluate every rule once for the bucket that just ended. */
 static void
-trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now,
-               int64_t wall_end, const trip__sums *bucket, int64_t span_ns,
-               trip__pending *p)
+trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now, int64_t wall_end,
+               const trip__sums *bucket, int64_t span_ns, trip__pending *p)
 {
     trip__window bw, sw_, lw;
     trip_eval ev;
@@ -330,8 +352,8 @@ trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now,
     double failw, lfailw;
     trip_window_sum_(b, new_idx - b->cfg.window_buckets, new_idx - 1, &sw_,
                      &failw);
-    trip_window_sum_(b, new_idx - b->cfg.long_window_buckets, new_idx - 1,
-                     &lw, &lfailw);
+    trip_window_sum_(b, new_idx - b->cfg.long_window_buckets, new_idx - 1, &lw,
+                     &lfailw);
     bw.hist = sw_.hist = lw.hist = b->short_hist;
     bw.hist_total = sw_.hist_total = lw.hist_total = b->short_hist_total;
     trip_eval_init_(&ev);

@@ -12,10 +12,10 @@ trip__breaker_totals(trip_breaker *b, trip__sums *out, uint64_t *hist)
     for (int s = 0; s < TRIP_STRIPES_; s++) {
         trip__stripe *st = &b->stripes[s];
         for (int c = 0; c < TRIP_C_COUNT_; c++)
-            out->c[c] += atomic_load_explicit(&st->c[c],
-                                              memory_order_relaxed);
-        out->lat_sum_s += (double)atomic_load_explicit(
-                              &st->lat_sum_us, memory_order_relaxed) * 1e-6;
+            out->c[c] += atomic_load_explicit(&st->c[c], memory_order_relaxed);
+        out->lat_sum_s += (double)atomic_load_explicit(&st->lat_sum_us,
+                                                       memory_order_relaxed) *
+                          1e-6;
     }
     if (hist == NULL)
         return;
@@ -90,8 +90,8 @@ trip_snapshot_get(trip_breaker *b, trip_snapshot *s)
     int64_t now = trip_clock_now(b->clock);
     if (s->machine_state == TRIP_OPEN) {
         s->open_until_ns = atomic_load(&b->open_until_ns);
-        s->ns_until_half_open = s->open_until_ns > now
-                                    ? s->open_until_ns - now : 0;
+        s->ns_until_half_open =
+            s->open_until_ns > now ? s->open_until_ns - now : 0;
     }
     s->ramp_fraction = 1.0;
     if (sw & TRIP_SW_RAMP_) {
@@ -102,7 +102,8 @@ trip_snapshot_get(trip_breaker *b, trip_snapshot *s)
     }
     s->flapping = atomic_load(&b->flapping);
     s->shed = !trip__needs_all_closed(b);
-    s->limit_fraction = trip__bits_to_double(atomic_load(&b->lim_fraction_bits));
+    s->limit_fraction =
+        trip__bits_to_double(atomic_load(&b->lim_fraction_bits));
     trip__sums tot;
     trip__breaker_totals(b, &tot, NULL);
     s->weighted_failures = (double)tot.c[TRIP_C_FAILW_] / 1000.0;
@@ -130,8 +131,7 @@ static int
 trip_swap_windows_(trip_breaker *b, const trip_config *cfg)
 {
     trip_breaker tmp;
-    void **ret = trip__realloc(b->retired,
-                               (b->n_retired + 1) * sizeof(void *));
+    void **ret = trip__realloc(b->retired, (b->n_retired + 1) * sizeof(void *));
     if (ret == NULL)
         return TRIP_ENOMEM;
     b->retired = ret;
@@ -166,7 +166,7 @@ trip_breaker_reconfigure(trip_breaker *b, const trip_config *cfg)
     char msg[256];
     if (b == NULL || cfg == NULL)
         return trip__fail(TRIP_EINVAL, "trip_breaker_reconfigure: NULL "
-                          "argument");
+                                       "argument");
     int rc = trip_config_validate(cfg, msg, sizeof msg);
     if (rc != TRIP_OK)
         return trip__fail(rc, "breaker \"%s\": %s", b->name, msg);
@@ -190,10 +190,12 @@ trip_breaker_reconfigure(trip_breaker *b, const trip_config *cfg)
     trip__publish_hot_config(b);
     uint64_t sw = atomic_load(&b->sw);
     sw &= ~(uint64_t)(TRIP_SW_LIMIT_ | TRIP_SW_SHED_);
-    atomic_store(&b->sw, sw | trip__sw_flags_locked(
-                             b, (int)(sw & TRIP_SW_STATE_MASK_)));
+    atomic_store(
+        &b->sw, sw | trip__sw_flags_locked(b, (int)(sw & TRIP_SW_STATE_MASK_)));
     pthread_mutex_unlock(&b->mu);
     return rc == TRIP_OK ? TRIP_OK
-                         : trip__fail(rc, "breaker \"%s\": out of memory "
-                                      "while reconfiguring", b->name);
+                         : trip__fail(rc,
+                                      "breaker \"%s\": out of memory "
+                                      "while reconfiguring",
+                                      b->name);
 }

@@ -31,8 +31,7 @@ trip__publish_hot_config(trip_breaker *b)
                  trip__double_to_bits(c->ramp_start_fraction));
     atomic_store(&b->hp_bucket_ns, c->bucket_ns);
     atomic_store(&b->hp_limit_rate_bits, trip__double_to_bits(c->limit_rate));
-    atomic_store(&b->hp_limit_burst_bits,
-                 trip__double_to_bits(c->limit_burst));
+    atomic_store(&b->hp_limit_burst_bits, trip__double_to_bits(c->limit_burst));
     atomic_store(&b->hp_probe_share_bits,
                  trip__double_to_bits(c->probe_priority_share));
 }
@@ -87,8 +86,8 @@ trip_enter_state_(trip_breaker *b, int to, int64_t now)
 }
 
 void
-trip__transition_locked(trip_breaker *b, int to, int mode,
-                        const trip_reason *r, int64_t now, trip__pending *p)
+trip__transition_locked(trip_breaker *b, int to, int mode, const trip_reason *r,
+                        int64_t now, trip__pending *p)
 {
     uint64_t sw = atomic_load(&b->sw);
     int from = trip__effective_state(sw);
@@ -143,9 +142,14 @@ trip__announce(trip_breaker *b, trip__pending *p)
     trip_store *s = atomic_load(&b->store);
     for (int i = 0; s && i < p->n; i++) {
         const trip_transition *t = &p->t[i];
-        trip_transition_row row = {t->reason.wall_ns, b->store_id, t->from,
-                                   t->to, t->reason.rule, t->reason.score,
-                                   t->reason.threshold, t->reason.baseline,
+        trip_transition_row row = {t->reason.wall_ns,
+                                   b->store_id,
+                                   t->from,
+                                   t->to,
+                                   t->reason.rule,
+                                   t->reason.score,
+                                   t->reason.threshold,
+                                   t->reason.baseline,
                                    t->reason.samples};
         trip__store_push_transition(s, &row);
     }
@@ -179,10 +183,14 @@ trip_breaker_add_listener(trip_breaker *b, trip_listener_fn fn, void *user,
                           int *id)
 {
     if (b == NULL || fn == NULL)
-        return trip__fail(TRIP_EINVAL, "trip_breaker_add_listener: %s is "
-                          "NULL", b ? "fn" : "breaker");
-    int rc = trip__fail(TRIP_ENOSPC, "breaker \"%s\" already has %d "
-                        "listeners", b->name, TRIP_MAX_LISTENERS_);
+        return trip__fail(TRIP_EINVAL,
+                          "trip_breaker_add_listener: %s is "
+                          "NULL",
+                          b ? "fn" : "breaker");
+    int rc = trip__fail(TRIP_ENOSPC,
+                        "breaker \"%s\" already has %d "
+                        "listeners",
+                        b->name, TRIP_MAX_LISTENERS_);
     pthread_mutex_lock(&b->listen_mu);
     for (int i = 0; i < TRIP_MAX_LISTENERS_; i++) {
         if (b->listeners[i].fn)
@@ -205,7 +213,7 @@ trip_breaker_remove_listener(trip_breaker *b, int id)
 {
     if (b == NULL)
         return trip__fail(TRIP_EINVAL, "trip_breaker_remove_listener: "
-                          "breaker is NULL");
+                                       "breaker is NULL");
     int found = 0, left = 0;
     pthread_mutex_lock(&b->listen_mu);
     for (int i = 0; i < TRIP_MAX_LISTENERS_; i++) {
@@ -226,11 +234,13 @@ trip_breaker_set_mode(trip_breaker *b, int mode)
 {
     if (b == NULL)
         return trip__fail(TRIP_EINVAL, "trip_breaker_set_mode: breaker is "
-                          "NULL");
-    if (mode != TRIP_MODE_NORMAL && (mode < TRIP_MODE_FORCED_OPEN ||
-                                     mode > TRIP_MODE_METRICS_ONLY))
-        return trip__fail(TRIP_EINVAL, "trip_breaker_set_mode: unknown mode "
-                          "%d", mode);
+                                       "NULL");
+    if (mode != TRIP_MODE_NORMAL &&
+        (mode < TRIP_MODE_FORCED_OPEN || mode > TRIP_MODE_METRICS_ONLY))
+        return trip__fail(TRIP_EINVAL,
+                          "trip_breaker_set_mode: unknown mode "
+                          "%d",
+                          mode);
     trip__pending p = {0};
     pthread_mutex_lock(&b->mu);
     uint64_t sw = atomic_load(&b->sw);

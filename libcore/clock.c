@@ -9,8 +9,8 @@ enum { TRIP_CLOCK_SYSTEM_ = 1, TRIP_CLOCK_MANUAL_ = 2 };
 
 struct trip_clock {
     int kind;
-    _Atomic int64_t now_ns;  /* manual only */
-    int64_t wall_offset_ns;  /* manual only */
+    _Atomic int64_t now_ns; /* manual only */
+    int64_t wall_offset_ns; /* manual only */
 };
 
 static trip_clock trip_system_clock_ = {TRIP_CLOCK_SYSTEM_, 0, 0};
@@ -31,7 +31,8 @@ trip_clock_manual_new(int64_t start_ns, int64_t wall_offset_ns,
     if (start_ns < 0 || start_ns > TRIP__TIME_MAX_NS)
         return trip__fail(TRIP_EINVAL,
                           "trip_clock_manual_new: start_ns must be in "
-                          "[0, 2^62], got %lld", (long long)start_ns);
+                          "[0, 2^62], got %lld",
+                          (long long)start_ns);
     trip_clock *c = trip__calloc(1, sizeof *c);
     if (c == NULL)
         return trip__fail(TRIP_ENOMEM, "trip_clock_manual_new: out of memory");
@@ -61,14 +62,15 @@ trip_clock_set(trip_clock *clock, int64_t now_ns)
     int64_t cur = atomic_load(&clock->now_ns);
     do {
         if (now_ns > TRIP__TIME_MAX_NS)
-            return trip__fail(TRIP_ERANGE, "trip_clock_set: %lld is past "
+            return trip__fail(TRIP_ERANGE,
+                              "trip_clock_set: %lld is past "
                               "the clock's range (2^62 ns)",
                               (long long)now_ns);
         if (now_ns < cur)
             return trip__fail(TRIP_ERANGE,
                               "trip_clock_set: time may not go backwards "
-                              "(%lld < %lld)", (long long)now_ns,
-                              (long long)cur);
+                              "(%lld < %lld)",
+                              (long long)now_ns, (long long)cur);
     } while (!atomic_compare_exchange_weak(&clock->now_ns, &cur, now_ns));
     return TRIP_OK;
 }
@@ -86,11 +88,12 @@ trip_clock_advance(trip_clock *clock, int64_t delta_ns)
     int64_t cur = atomic_load(&clock->now_ns);
     do {
         if (delta_ns > TRIP__TIME_MAX_NS - cur)
-            return trip__fail(TRIP_ERANGE, "trip_clock_advance: %lld + %lld "
+            return trip__fail(TRIP_ERANGE,
+                              "trip_clock_advance: %lld + %lld "
                               "is past the clock's range (2^62 ns)",
                               (long long)cur, (long long)delta_ns);
-    } while (!atomic_compare_exchange_weak(&clock->now_ns, &cur,
-                                           cur + delta_ns));
+    } while (
+        !atomic_compare_exchange_weak(&clock->now_ns, &cur, cur + delta_ns));
     return TRIP_OK;
 }
 
@@ -131,8 +134,8 @@ trip_clock_wall(const trip_clock *clock)
     if (clock != NULL && clock->kind == TRIP_CLOCK_MANUAL_) {
         int64_t wall;
         /* saturate instead of overflowing for extreme offsets */
-        if (__builtin_add_overflow(trip_clock_now(clock),
-                                   clock->wall_offset_ns, &wall))
+        if (__builtin_add_overflow(trip_clock_now(clock), clock->wall_offset_ns,
+                                   &wall))
             wall = clock->wall_offset_ns > 0 ? INT64_MAX : INT64_MIN;
         return wall;
     }

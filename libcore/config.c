@@ -90,14 +90,16 @@ trip_config_init_tier(trip_config *c, int tier)
     static const struct {
         int64_t open_s, max_s;
         uint32_t probes, successes;
-    } t[4] = {{15, 120, 2, 3}, {30, 300, 1, 3}, {60, 600, 1, 3},
-              {120, 1200, 1, 5}};
+    } t[4] = {
+        {15, 120, 2, 3}, {30, 300, 1, 3}, {60, 600, 1, 3}, {120, 1200, 1, 5}};
     if (c == NULL)
         return trip__fail(TRIP_EINVAL, "trip_config_init_tier: cfg is NULL");
     trip_config_init(c);
     if (tier < TRIP_TIER_CRITICAL || tier > TRIP_TIER_LOW)
-        return trip__fail(TRIP_EINVAL, "unknown tier %d (expected 0 "
-                          "critical, 1 high, 2 medium, 3 low)", tier);
+        return trip__fail(TRIP_EINVAL,
+                          "unknown tier %d (expected 0 "
+                          "critical, 1 high, 2 medium, 3 low)",
+                          tier);
     c->tier = tier;
     c->open_ns = t[tier].open_s * TRIP_S_;
     c->open_max_ns = t[tier].max_s * TRIP_S_;
@@ -116,32 +118,61 @@ typedef struct trip_opt_ {
     int type;
 } trip_opt_;
 
-#define O_(field, type) {#field, offsetof(trip_config, field), type}
+#define O_(field, type)                                                        \
+    {                                                                          \
+#field, offsetof(trip_config, field), type                             \
+    }
 static const trip_opt_ trip_opts_[] = {
-    O_(window_kind, T_INT_), O_(bucket_ns, T_I64_),
-    O_(window_buckets, T_U32_), O_(window_calls, T_U32_),
-    O_(min_calls, T_U32_), O_(long_window_buckets, T_U32_),
-    O_(consecutive_failures, T_U32_), O_(failure_rate, T_DBL_),
-    O_(slow_call_rate, T_DBL_), O_(slow_call_ns, T_I64_),
-    O_(consecutive_timeouts, T_U32_), O_(latency_quantile, T_DBL_),
-    O_(latency_threshold_ns, T_I64_), O_(latency_baseline_factor, T_DBL_),
-    O_(latency_min_samples, T_U32_), O_(ewma_half_life_s, T_DBL_),
-    O_(ewma_failure_rate, T_DBL_), O_(seasonality, T_INT_),
-    O_(baseline_half_life_h, T_DBL_), O_(baseline_min_samples, T_U32_),
-    O_(anomaly_z, T_DBL_), O_(anomaly_k, T_U32_), O_(anomaly_m, T_U32_),
-    O_(anomaly_rate_effect, T_DBL_), O_(anomaly_latency_effect, T_DBL_),
-    O_(anomaly_rate_floor, T_DBL_), O_(anomaly_sigma_floor, T_DBL_),
-    O_(binomial_p, T_DBL_), O_(binomial_overdispersion, T_DBL_),
-    O_(adaptive, T_INT_), O_(open_ns, T_I64_),
-    O_(backoff_multiplier, T_DBL_), O_(open_max_ns, T_I64_),
-    O_(jitter, T_DBL_), O_(seed, T_U64_), O_(backoff_reset_ns, T_I64_),
-    O_(half_open_probes, T_U32_), O_(half_open_successes, T_U32_),
-    O_(ramp_ns, T_I64_), O_(ramp_start_fraction, T_DBL_),
-    O_(tier, T_INT_), O_(probe_priority_share, T_DBL_),
-    O_(limit_rate, T_DBL_), O_(limit_burst, T_DBL_),
-    O_(limit_adaptive, T_INT_), O_(limit_min_fraction, T_DBL_),
-    O_(limit_recovery_ns, T_I64_), O_(flap_trips, T_U32_),
-    O_(flap_window_ns, T_I64_), O_(flap_backoff, T_DBL_),
+    O_(window_kind, T_INT_),
+    O_(bucket_ns, T_I64_),
+    O_(window_buckets, T_U32_),
+    O_(window_calls, T_U32_),
+    O_(min_calls, T_U32_),
+    O_(long_window_buckets, T_U32_),
+    O_(consecutive_failures, T_U32_),
+    O_(failure_rate, T_DBL_),
+    O_(slow_call_rate, T_DBL_),
+    O_(slow_call_ns, T_I64_),
+    O_(consecutive_timeouts, T_U32_),
+    O_(latency_quantile, T_DBL_),
+    O_(latency_threshold_ns, T_I64_),
+    O_(latency_baseline_factor, T_DBL_),
+    O_(latency_min_samples, T_U32_),
+    O_(ewma_half_life_s, T_DBL_),
+    O_(ewma_failure_rate, T_DBL_),
+    O_(seasonality, T_INT_),
+    O_(baseline_half_life_h, T_DBL_),
+    O_(baseline_min_samples, T_U32_),
+    O_(anomaly_z, T_DBL_),
+    O_(anomaly_k, T_U32_),
+    O_(anomaly_m, T_U32_),
+    O_(anomaly_rate_effect, T_DBL_),
+    O_(anomaly_latency_effect, T_DBL_),
+    O_(anomaly_rate_floor, T_DBL_),
+    O_(anomaly_sigma_floor, T_DBL_),
+    O_(binomial_p, T_DBL_),
+    O_(binomial_overdispersion, T_DBL_),
+    O_(adaptive, T_INT_),
+    O_(open_ns, T_I64_),
+    O_(backoff_multiplier, T_DBL_),
+    O_(open_max_ns, T_I64_),
+    O_(jitter, T_DBL_),
+    O_(seed, T_U64_),
+    O_(backoff_reset_ns, T_I64_),
+    O_(half_open_probes, T_U32_),
+    O_(half_open_successes, T_U32_),
+    O_(ramp_ns, T_I64_),
+    O_(ramp_start_fraction, T_DBL_),
+    O_(tier, T_INT_),
+    O_(probe_priority_share, T_DBL_),
+    O_(limit_rate, T_DBL_),
+    O_(limit_burst, T_DBL_),
+    O_(limit_adaptive, T_INT_),
+    O_(limit_min_fraction, T_DBL_),
+    O_(limit_recovery_ns, T_I64_),
+    O_(flap_trips, T_U32_),
+    O_(flap_window_ns, T_I64_),
+    O_(flap_backoff, T_DBL_),
     O_(dependency_action, T_INT_),
 };
 #undef O_
@@ -174,8 +205,10 @@ trip_opt_store_(trip_config *c, const trip_opt_ *o, double v)
         return TRIP_OK;
     }
     if (v != floor(v))
-        return trip__fail(TRIP_ERANGE, "config.%s must be a whole number, "
-                          "got %g", o->name, v);
+        return trip__fail(TRIP_ERANGE,
+                          "config.%s must be a whole number, "
+                          "got %g",
+                          o->name, v);
     switch (o->type) {
     case T_INT_:
         if (v < -2147483648.0 || v > 2147483647.0)
@@ -198,8 +231,10 @@ trip_opt_store_(trip_config *c, const trip_opt_ *o, double v)
         *(uint64_t *)p = (uint64_t)v;
         return TRIP_OK;
     }
-    return trip__fail(TRIP_ERANGE, "config.%s: %g is out of range for the "
-                      "field", o->name, v);
+    return trip__fail(TRIP_ERANGE,
+                      "config.%s: %g is out of range for the "
+                      "field",
+                      o->name, v);
 }
 
 int
@@ -209,8 +244,7 @@ trip_config_set(trip_config *c, const char *name, double value)
         return trip__fail(TRIP_EINVAL, "trip_config_set: NULL argument");
     const trip_opt_ *o = trip_opt_find_(name, strlen(name));
     if (o == NULL)
-        return trip__fail(TRIP_ENOTFOUND, "unknown config option \"%s\"",
-                          name);
+        return trip__fail(TRIP_ENOTFOUND, "unknown config option \"%s\"", name);
     return trip_opt_store_(c, o, value);
 }
 
@@ -219,11 +253,16 @@ trip_opt_load_(const trip_config *c, const trip_opt_ *o)
 {
     const char *p = (const char *)c + o->off;
     switch (o->type) {
-    case T_INT_: return *(const int *)p;
-    case T_U32_: return *(const uint32_t *)p;
-    case T_I64_: return (double)*(const int64_t *)p;
-    case T_U64_: return (double)*(const uint64_t *)p;
-    default: return *(const double *)p;
+    case T_INT_:
+        return *(const int *)p;
+    case T_U32_:
+        return *(const uint32_t *)p;
+    case T_I64_:
+        return (double)*(const int64_t *)p;
+    case T_U64_:
+        return (double)*(const uint64_t *)p;
+    default:
+        return *(const double *)p;
     }
 }
 
@@ -234,8 +273,7 @@ trip_config_get(const trip_config *c, const char *name, double *value)
         return trip__fail(TRIP_EINVAL, "trip_config_get: NULL argument");
     const trip_opt_ *o = trip_opt_find_(name, strlen(name));
     if (o == NULL)
-        return trip__fail(TRIP_ENOTFOUND, "unknown config option \"%s\"",
-                          name);
+        return trip__fail(TRIP_ENOTFOUND, "unknown config option \"%s\"", name);
     *value = trip_opt_load_(c, o);
     return TRIP_OK;
 }
@@ -306,11 +344,12 @@ trip_json_int64_(trip_config *tmp, const trip_opt_ *o, const char *p,
         if (errno == 0)
             *(uint64_t *)((char *)tmp + o->off) = v;
     }
-    *rc = errno == 0 ? TRIP_OK
-                     : trip__fail(TRIP_ERANGE, "config JSON: option \"%s\": "
-                                  "%.*s is out of range for the field",
-                                  o->name, (int)(end - p > 32 ? 32 : end - p),
-                                  p);
+    *rc = errno == 0
+              ? TRIP_OK
+              : trip__fail(TRIP_ERANGE,
+                           "config JSON: option \"%s\": "
+                           "%.*s is out of range for the field",
+                           o->name, (int)(end - p > 32 ? 32 : end - p), p);
     return 1;
 }
 
@@ -332,13 +371,17 @@ trip_json_pair_(trip_config *tmp, const char *json, const char **pp)
     p = trip_skip_ws_(p + 1);
     const trip_opt_ *o = trip_opt_find_(key, klen);
     if (o == NULL)
-        return trip__fail(TRIP_ENOTFOUND, "config JSON: unknown option "
-                          "\"%.*s\"", (int)(klen > 64 ? 64 : klen), key);
+        return trip__fail(TRIP_ENOTFOUND,
+                          "config JSON: unknown option "
+                          "\"%.*s\"",
+                          (int)(klen > 64 ? 64 : klen), key);
     char *end;
     double v = strtod(p, &end);
     if (end == p)
-        return trip__fail(TRIP_EINVAL, "config JSON: option \"%s\" needs a "
-                          "number (byte %ld)", o->name, (long)(p - json));
+        return trip__fail(TRIP_EINVAL,
+                          "config JSON: option \"%s\" needs a "
+                          "number (byte %ld)",
+                          o->name, (long)(p - json));
     int rc;
     if (!trip_json_int64_(tmp, o, p, end, &rc))
         rc = trip_opt_store_(tmp, o, v);

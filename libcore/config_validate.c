@@ -32,8 +32,9 @@ static int
 trip_vfrac_(trip_vctx_ *v, const char *f, double x, int zero_ok)
 {
     if (isnan(x) || x < 0 || x > 1 || (x == 0 && !zero_ok))
-        return trip_vfail_(v, f, zero_ok ? "must be in [0, 1] (0 = off)"
-                                         : "must be in (0, 1]", x);
+        return trip_vfail_(
+            v, f, zero_ok ? "must be in [0, 1] (0 = off)" : "must be in (0, 1]",
+            x);
     return TRIP_OK;
 }
 
@@ -70,8 +71,10 @@ trip_validate_windows_(const trip_config *c, trip_vctx_ *v)
                         c->window_buckets, 3600,
                         "must be in [window_buckets, 3600]"));
     if (c->window_kind == TRIP_WINDOW_COUNT && c->min_calls > c->window_calls)
-        return trip_vfail_(v, "min_calls", "must be <= window_calls for a "
-                           "count window", c->min_calls);
+        return trip_vfail_(v, "min_calls",
+                           "must be <= window_calls for a "
+                           "count window",
+                           c->min_calls);
     return TRIP_OK;
 }
 
@@ -104,8 +107,10 @@ trip_validate_adaptive_(const trip_config *c, trip_vctx_ *v)
 {
     if (c->seasonality < TRIP_SEASON_AUTO ||
         c->seasonality > TRIP_SEASON_HOUR_OF_WEEK)
-        return trip_vfail_(v, "seasonality", "must be 0 auto, 1 none, 2 "
-                           "hour of day or 3 hour of week", c->seasonality);
+        return trip_vfail_(v, "seasonality",
+                           "must be 0 auto, 1 none, 2 "
+                           "hour of day or 3 hour of week",
+                           c->seasonality);
     CHECK_(trip_vrange_(v, "baseline_half_life_h", c->baseline_half_life_h,
                         0.01, 24.0 * 365, "must be in [0.01, 8760] hours"));
     CHECK_(trip_vrange_(v, "anomaly_z", c->anomaly_z, 0.5, 1000,
@@ -116,11 +121,11 @@ trip_validate_adaptive_(const trip_config *c, trip_vctx_ *v)
                         "must be in [1, anomaly_m]"));
     CHECK_(trip_vrange_(v, "anomaly_rate_effect", c->anomaly_rate_effect, 1,
                         1e6, "must be >= 1"));
-    CHECK_(trip_vrange_(v, "anomaly_latency_effect",
-                        c->anomaly_latency_effect, 1, 1e6, "must be >= 1"));
+    CHECK_(trip_vrange_(v, "anomaly_latency_effect", c->anomaly_latency_effect,
+                        1, 1e6, "must be >= 1"));
     CHECK_(trip_vfrac_(v, "anomaly_rate_floor", c->anomaly_rate_floor, 1));
-    CHECK_(trip_vrange_(v, "anomaly_sigma_floor", c->anomaly_sigma_floor, 0,
-                        1, "must be in [0, 1]"));
+    CHECK_(trip_vrange_(v, "anomaly_sigma_floor", c->anomaly_sigma_floor, 0, 1,
+                        "must be in [0, 1]"));
     CHECK_(trip_vrange_(v, "binomial_p", c->binomial_p, 0, 0.5,
                         "must be in [0, 0.5] (0 = off)"));
     CHECK_(trip_vrange_(v, "binomial_overdispersion",
@@ -139,18 +144,17 @@ trip_validate_recovery_(const trip_config *c, trip_vctx_ *v)
     CHECK_(trip_vrange_(v, "open_max_ns", (double)c->open_max_ns,
                         (double)c->open_ns, (double)TRIP_DAY_,
                         "must be in [open_ns, 1 day]"));
-    CHECK_(trip_vrange_(v, "backoff_multiplier", c->backoff_multiplier, 1,
-                        100, "must be in [1, 100]"));
-    CHECK_(trip_vrange_(v, "jitter", c->jitter, 0, 0.5,
-                        "must be in [0, 0.5]"));
-    CHECK_(trip_vrange_(v, "backoff_reset_ns", (double)c->backoff_reset_ns,
-                        0, 30.0 * TRIP_DAY_, "must be in [0, 30 days]"));
+    CHECK_(trip_vrange_(v, "backoff_multiplier", c->backoff_multiplier, 1, 100,
+                        "must be in [1, 100]"));
+    CHECK_(trip_vrange_(v, "jitter", c->jitter, 0, 0.5, "must be in [0, 0.5]"));
+    CHECK_(trip_vrange_(v, "backoff_reset_ns", (double)c->backoff_reset_ns, 0,
+                        30.0 * TRIP_DAY_, "must be in [0, 30 days]"));
     CHECK_(trip_vrange_(v, "half_open_probes", c->half_open_probes, 1, 10000,
                         "must be in [1, 10000]"));
     CHECK_(trip_vrange_(v, "half_open_successes", c->half_open_successes, 1,
                         100000, "must be in [1, 100000]"));
-    CHECK_(trip_vrange_(v, "ramp_ns", (double)c->ramp_ns, 0,
-                        (double)TRIP_DAY_, "must be in [0, 1 day] (0 = off)"));
+    CHECK_(trip_vrange_(v, "ramp_ns", (double)c->ramp_ns, 0, (double)TRIP_DAY_,
+                        "must be in [0, 1 day] (0 = off)"));
     CHECK_(trip_vfrac_(v, "ramp_start_fraction", c->ramp_start_fraction, 0));
     return TRIP_OK;
 }
@@ -161,8 +165,7 @@ trip_validate_issue9_(const trip_config *c, trip_vctx_ *v)
     CHECK_(trip_vrange_(v, "tier", c->tier, TRIP_TIER_NONE, TRIP_TIER_LOW,
                         "must be -1 none, 0 critical, 1 high, 2 medium or "
                         "3 low"));
-    CHECK_(trip_vfrac_(v, "probe_priority_share", c->probe_priority_share,
-                       0));
+    CHECK_(trip_vfrac_(v, "probe_priority_share", c->probe_priority_share, 0));
     CHECK_(trip_vrange_(v, "limit_rate", c->limit_rate, 0, 1e9,
                         "must be in [0, 1e9] calls/s (0 = off)"));
     CHECK_(trip_vrange_(v, "limit_burst", c->limit_burst, 0, 1e9,
@@ -171,8 +174,8 @@ trip_validate_issue9_(const trip_config *c, trip_vctx_ *v)
         return trip_vfail_(v, "limit_adaptive", "must be 0 or 1",
                            c->limit_adaptive);
     CHECK_(trip_vfrac_(v, "limit_min_fraction", c->limit_min_fraction, 0));
-    CHECK_(trip_vrange_(v, "limit_recovery_ns", (double)c->limit_recovery_ns,
-                        0, (double)TRIP_DAY_, "must be in [0, 1 day]"));
+    CHECK_(trip_vrange_(v, "limit_recovery_ns", (double)c->limit_recovery_ns, 0,
+                        (double)TRIP_DAY_, "must be in [0, 1 day]"));
     CHECK_(trip_vrange_(v, "flap_trips", c->flap_trips, 0, 64,
                         "must be in [0, 64] (0 = off)"));
     CHECK_(trip_vrange_(v, "flap_window_ns", (double)c->flap_window_ns, 1e9,

@@ -50,7 +50,8 @@ trip_health_one_(trip__buf *o, trip_breaker *b, const trip_snapshot *s)
 {
     trip__buf_printf(o, "{\"name\":");
     trip__buf_json_str(o, b->name);
-    trip__buf_printf(o, ",\"state\":\"%s\",\"status\":\"%s\",\"calls\":%lld,"
+    trip__buf_printf(o,
+                     ",\"state\":\"%s\",\"status\":\"%s\",\"calls\":%lld,"
                      "\"failures\":%lld,\"timeouts\":%lld,\"rejected\":%lld,"
                      "\"in_flight\":%lld,\"failure_rate\":",
                      trip_state_name(s->state), trip_status_of_(s),
@@ -77,8 +78,10 @@ trip_health_one_(trip__buf *o, trip_breaker *b, const trip_snapshot *s)
                          (long long)s->last_trip.samples,
                          (long long)s->last_trip.wall_ns);
     }
-    trip__buf_printf(o, ",\"flapping\":%s,\"store_dropped\":%lld,"
-                     "\"store_status\":\"%s\"", s->flapping ? "true" : "false",
+    trip__buf_printf(o,
+                     ",\"flapping\":%s,\"store_dropped\":%lld,"
+                     "\"store_status\":\"%s\"",
+                     s->flapping ? "true" : "false",
                      (long long)s->store_dropped,
                      trip_status_name(s->store_status));
     trip_health_deps_(o, b);
@@ -122,10 +125,10 @@ trip_label_(trip__buf *o, const char *s)
 static void
 trip_prom_calls_(trip__buf *o, trip_breaker *b, const trip_snapshot *s)
 {
-    static const char *res[] = {"success", "failure", "timeout", "ignored",
-                                "rejected", "limited"};
-    int64_t v[] = {s->successes, s->failures, s->timeouts, s->ignored,
-                   s->rejected, s->limited};
+    static const char *res[] = {"success", "failure",  "timeout",
+                                "ignored", "rejected", "limited"};
+    int64_t v[] = {s->successes, s->failures, s->timeouts,
+                   s->ignored,   s->rejected, s->limited};
     for (int i = 0; i < 6; i++) {
         trip__buf_printf(o, "tripsense_calls_total{breaker=\"");
         trip_label_(o, b->name);
@@ -145,10 +148,11 @@ trip_prom_transitions_(trip__buf *o, trip_breaker *b)
                     continue;
                 trip__buf_printf(o, "tripsense_transitions_total{breaker=\"");
                 trip_label_(o, b->name);
-                trip__buf_printf(o, "\",from=\"%s\",to=\"%s\",rule=\"%s\"} "
-                                 "%llu\n", trip_state_name(f),
-                                 trip_state_name(t), trip_rule_name(r),
-                                 (unsigned long long)c);
+                trip__buf_printf(o,
+                                 "\",from=\"%s\",to=\"%s\",rule=\"%s\"} "
+                                 "%llu\n",
+                                 trip_state_name(f), trip_state_name(t),
+                                 trip_rule_name(r), (unsigned long long)c);
             }
 }
 
@@ -157,7 +161,7 @@ trip_prom_histogram_(trip__buf *o, trip_breaker *b, const uint64_t *hist,
                      const trip__sums *t)
 {
     static const double le[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                0.25, 0.5, 1, 2.5, 5, 10};
+                                0.25,  0.5,    1,     2.5,  5,     10};
     uint64_t cum = 0, total = 0;
     uint32_t bin = 0;
     for (uint32_t i = 0; i < TRIP_HIST_BINS; i++)
@@ -187,8 +191,7 @@ trip_prom_histogram_(trip__buf *o, trip_breaker *b, const uint64_t *hist,
 }
 
 static void
-trip_prom_gauge_(trip__buf *o, const char *metric, trip_breaker *b,
-                 long long v)
+trip_prom_gauge_(trip__buf *o, const char *metric, trip_breaker *b, long long v)
 {
     trip__buf_printf(o, "%s{breaker=\"", metric);
     trip_label_(o, b->name);
@@ -215,8 +218,7 @@ static void
 trip_prom_header_(trip__buf *o, const char *name, const char *type,
                   const char *help)
 {
-    trip__buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-                     type);
+    trip__buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 int
@@ -232,7 +234,8 @@ trip__prometheus(trip_breaker **bs, size_t n, char **out)
     }
     for (size_t i = 0; i < n; i++)
         trip_snapshot_get(bs[i], &snaps[i]);
-    trip_prom_header_(&o, "tripsense_state", "gauge", "Breaker state: closed "
+    trip_prom_header_(&o, "tripsense_state", "gauge",
+                      "Breaker state: closed "
                       "0, open 1, half-open 2, forced-open 3, forced-closed "
                       "4, disabled 5, metrics-only 6.");
     for (size_t i = 0; i < n; i++)
@@ -251,8 +254,7 @@ trip__prometheus(trip_breaker **bs, size_t n, char **out)
     trip_prom_header_(&o, "tripsense_in_flight", "gauge",
                       "Calls admitted and not yet recorded.");
     for (size_t i = 0; i < n; i++)
-        trip_prom_gauge_(&o, "tripsense_in_flight", bs[i],
-                         snaps[i].in_flight);
+        trip_prom_gauge_(&o, "tripsense_in_flight", bs[i], snaps[i].in_flight);
     trip_prom_header_(&o, "tripsense_store_dropped_total", "counter",
                       "Outcome rows lost by the history store.");
     for (size_t i = 0; i < n; i++)

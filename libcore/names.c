@@ -5,19 +5,29 @@
 const char *
 trip_rule_name(int rule)
 {
-    static const char *names[TRIP_RULE_COUNT_] = {
-        "none", "consecutive_failures", "failure_rate", "slow_call_rate",
-        "latency_percentile", "ewma_failure_rate", "anomaly_failure_rate",
-        "anomaly_latency", "binomial_tail", "consecutive_timeouts",
-        "half_open_failure", "half_open_success", "open_elapsed", "manual",
-        "dependency", "health_signal"};
+    static const char *names[TRIP_RULE_COUNT_] = {"none",
+                                                  "consecutive_failures",
+                                                  "failure_rate",
+                                                  "slow_call_rate",
+                                                  "latency_percentile",
+                                                  "ewma_failure_rate",
+                                                  "anomaly_failure_rate",
+                                                  "anomaly_latency",
+                                                  "binomial_tail",
+                                                  "consecutive_timeouts",
+                                                  "half_open_failure",
+                                                  "half_open_success",
+                                                  "open_elapsed",
+                                                  "manual",
+                                                  "dependency",
+                                                  "health_signal"};
     return rule >= 0 && rule < TRIP_RULE_COUNT_ ? names[rule] : "unknown";
 }
 
 const char *
 trip_state_name(int state)
 {
-    static const char *names[] = {"closed", "open", "half_open",
+    static const char *names[] = {"closed",      "open",          "half_open",
                                   "forced_open", "forced_closed", "disabled",
                                   "metrics_only"};
     return state >= 0 && state < 7 ? names[state] : "unknown";

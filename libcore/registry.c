@@ -74,8 +74,10 @@ trip_registry_add(trip_registry *r, trip_breaker *b)
                           r ? "breaker" : "registry");
     pthread_mutex_lock(&r->mu);
     int rc = trip_find_locked_(r, b->name)
-                 ? trip__fail(TRIP_EEXIST, "registry: a breaker named \"%s\" "
-                              "is already registered", b->name)
+                 ? trip__fail(TRIP_EEXIST,
+                              "registry: a breaker named \"%s\" "
+                              "is already registered",
+                              b->name)
                  : trip_push_locked_(r, b);
     pthread_mutex_unlock(&r->mu);
     return rc;
@@ -88,7 +90,7 @@ trip_registry_get_or_create(trip_registry *r, const char *name,
 {
     if (r == NULL || name == NULL || out == NULL)
         return trip__fail(TRIP_EINVAL, "trip_registry_get_or_create: NULL "
-                          "argument");
+                                       "argument");
     *out = NULL;
     pthread_mutex_lock(&r->mu);
     trip_breaker *b = trip_find_locked_(r, name);
@@ -114,8 +116,10 @@ trip_registry_get(trip_registry *r, const char *name, trip_breaker **out)
     *out = trip_find_locked_(r, name);
     pthread_mutex_unlock(&r->mu);
     return *out ? TRIP_OK
-                : trip__fail(TRIP_ENOTFOUND, "registry: no breaker named "
-                             "\"%s\"", name);
+                : trip__fail(TRIP_ENOTFOUND,
+                             "registry: no breaker named "
+                             "\"%s\"",
+                             name);
 }
 
 int
@@ -182,7 +186,7 @@ trip_breaker_health_json(trip_breaker *b, char **out)
 {
     if (b == NULL || out == NULL)
         return trip__fail(TRIP_EINVAL, "trip_breaker_health_json: NULL "
-                          "argument");
+                                       "argument");
     return trip__health_json(&b, 1, out);
 }
 
@@ -191,6 +195,6 @@ trip_breaker_prometheus(trip_breaker *b, char **out)
 {
     if (b == NULL || out == NULL)
         return trip__fail(TRIP_EINVAL, "trip_breaker_prometheus: NULL "
-                          "argument");
+                                       "argument");
     return trip__prometheus(&b, 1, out);
 }

@@ -40,8 +40,7 @@ trip_replay_transition_(int kind, const trip_transition *t, void *user)
         return;
     if (r->n_transitions == c->cap_trans) {
         size_t cap = c->cap_trans ? c->cap_trans * 2 : 64;
-        trip_transition_row *p = trip__realloc(r->transitions,
-                                               cap * sizeof *p);
+        trip_transition_row *p = trip__realloc(r->transitions, cap * sizeof *p);
         if (p == NULL) {
             c->failed = 1;
             return;
@@ -49,10 +48,16 @@ trip_replay_transition_(int kind, const trip_transition *t, void *user)
         r->transitions = p;
         c->cap_trans = cap;
     }
-    r->transitions[r->n_transitions++] = (trip_transition_row){
-        t->reason.wall_ns, 0, t->from, t->to, t->reason.rule,
-        t->reason.score, t->reason.threshold, t->reason.baseline,
-        t->reason.samples};
+    r->transitions[r->n_transitions++] =
+        (trip_transition_row){t->reason.wall_ns,
+                              0,
+                              t->from,
+                              t->to,
+                              t->reason.rule,
+                              t->reason.score,
+                              t->reason.threshold,
+                              t->reason.baseline,
+                              t->reason.samples};
 }
 
 static int
@@ -60,31 +65,39 @@ trip_replay_check_(const int64_t *wall, const double *lat,
                    const int32_t *outcome, const int32_t *prio, size_t i)
 {
     if (wall[i] < 0 || (i > 0 && wall[i] < wall[i - 1]))
-        return trip__fail(TRIP_EINVAL, "replay: event %zu: time %lld is "
-                          "negative or before the previous event", i,
-                          (long long)wall[i]);
+        return trip__fail(TRIP_EINVAL,
+                          "replay: event %zu: time %lld is "
+                          "negative or before the previous event",
+                          i, (long long)wall[i]);
     if (wall[i] > TRIP__TIME_MAX_NS)
-        return trip__fail(TRIP_EINVAL, "replay: event %zu: time %lld is "
-                          "past 2^62 ns (the year 2116)", i,
-                          (long long)wall[i]);
+        return trip__fail(TRIP_EINVAL,
+                          "replay: event %zu: time %lld is "
+                          "past 2^62 ns (the year 2116)",
+                          i, (long long)wall[i]);
     /* the limits of trip_record_latency(): an event it would refuse must
      * not be admitted and then never recorded */
     if (!isfinite(lat[i]) || lat[i] < 0 || lat[i] > 86400.0 * 365)
-        return trip__fail(TRIP_EINVAL, "replay: event %zu: latency %g must "
-                          "be finite and in [0, 1 year] seconds", i, lat[i]);
+        return trip__fail(TRIP_EINVAL,
+                          "replay: event %zu: latency %g must "
+                          "be finite and in [0, 1 year] seconds",
+                          i, lat[i]);
     if (outcome[i] < TRIP_SUCCESS || outcome[i] > TRIP_IGNORED)
-        return trip__fail(TRIP_EINVAL, "replay: event %zu: unknown outcome "
-                          "%d", i, (int)outcome[i]);
+        return trip__fail(TRIP_EINVAL,
+                          "replay: event %zu: unknown outcome "
+                          "%d",
+                          i, (int)outcome[i]);
     if (prio && (prio[i] < 0 || prio[i] > 255))
-        return trip__fail(TRIP_EINVAL, "replay: event %zu: priority %d not "
-                          "in [0, 255]", i, (int)prio[i]);
+        return trip__fail(TRIP_EINVAL,
+                          "replay: event %zu: priority %d not "
+                          "in [0, 255]",
+                          i, (int)prio[i]);
     return TRIP_OK;
 }
 
 static int
 trip_replay_run_(trip_breaker *b, trip_clock *clk, const int64_t *wall,
-                 const double *lat, const int32_t *outcome,
-                 const int32_t *prio, trip_replay_result *r)
+                 const double *lat, const int32_t *outcome, const int32_t *prio,
+                 trip_replay_result *r)
 {
     for (size_t i = 0; i < r->n_events; i++) {
         int rc = trip_replay_check_(wall, lat, outcome, prio, i);
@@ -116,8 +129,7 @@ trip_replay_result_free(trip_replay_result *r)
 int
 trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
                    const double *latency_s, const int32_t *outcome,
-                   const int32_t *priority, size_t n,
-                   trip_replay_result **out)
+                   const int32_t *priority, size_t n, trip_replay_result **out)
 {
     if (out == NULL || (n > 0 && (!wall_ns || !latency_s || !outcome)))
         return trip__fail(TRIP_EINVAL, "trip_replay: NULL argument");
@@ -146,8 +158,7 @@ trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
         rc = trip_breaker_add_listener(b, trip_replay_transition_, &ctx, NULL);
     }
     if (rc == TRIP_OK)
-        rc = trip_replay_run_(b, clk, wall_ns, latency_s, outcome, priority,
-                              r);
+        rc = trip_replay_run_(b, clk, wall_ns, latency_s, outcome, priority, r);
     if (rc == TRIP_OK && ctx.failed)
         rc = trip__fail(TRIP_ENOMEM, "replay: out of memory");
     if (rc == TRIP_OK)

@@ -53,8 +53,8 @@ typedef struct trip__rows {
 typedef struct trip__name {
     char *name;
     char *config_json;
-    int id;        /* the id breakers were given */
-    int db_id;     /* the database's id, -1 while unresolved */
+    int id;    /* the id breakers were given */
+    int db_id; /* the database's id, -1 while unresolved */
 } trip__name;
 
 struct trip_store {
@@ -116,8 +116,7 @@ int trip__sqlite_status(int rc);
 
 /* Record an error as the store's status and message (rc a SQLite code);
  * returns the tripsense status. */
-int trip__store_set_error(trip_store *s, sqlite3 *db, int rc,
-                          const char *what);
+int trip__store_set_error(trip_store *s, sqlite3 *db, int rc, const char *what);
 void trip__store_set_ok(trip_store *s);
 
 /* The file was deleted or replaced: close both connections and open the

@@ -12,11 +12,11 @@ typedef struct trip__outcome_rec {
     int64_t wall_ns;
     int64_t latency_ns;
     int32_t breaker_id;
-    int8_t outcome;  /* trip_outcome, or -1 for a refused call */
-    uint8_t state;   /* trip_state at the decision */
+    int8_t outcome; /* trip_outcome, or -1 for a refused call */
+    uint8_t state;  /* trip_state at the decision */
     uint8_t decision;
-    uint8_t slow;    /* 1 if latency >= the breaker's slow_call_ns */
-    float weight;    /* error weight (issue 9): 1 by default, 0 for success */
+    uint8_t slow; /* 1 if latency >= the breaker's slow_call_ns */
+    float weight; /* error weight (issue 9): 1 by default, 0 for success */
     uint32_t reserved_; /* zero */
 } trip__outcome_rec;
 

@@ -82,8 +82,10 @@ trip__store_register(trip_store *s, const char *name, const trip_config *cfg,
     if (s == NULL || name == NULL || breaker_id == NULL)
         return trip__fail(TRIP_EINVAL, "trip_breaker_attach: NULL argument");
     if (s->opts.read_only)
-        return trip__fail(TRIP_EINVAL, "trip_breaker_attach: history %s was "
-                          "opened read-only", s->path);
+        return trip__fail(TRIP_EINVAL,
+                          "trip_breaker_attach: history %s was "
+                          "opened read-only",
+                          s->path);
     char *json = NULL;
     if (trip_config_to_json(cfg, &json) != TRIP_OK)
         return TRIP_ENOMEM;

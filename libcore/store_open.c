@@ -29,32 +29,43 @@ trip_opts_check_(const trip_store_opts *o)
 {
     uint32_t c = o->ring_capacity;
     if (c < 64 || c > (1u << 26) || (c & (c - 1)) != 0)
-        return trip__fail(TRIP_EINVAL, "store option ring_capacity must be a "
-                          "power of two in [64, 67108864], got %u", c);
+        return trip__fail(TRIP_EINVAL,
+                          "store option ring_capacity must be a "
+                          "power of two in [64, 67108864], got %u",
+                          c);
     if (o->flush_interval_ns < 1000000 ||
         o->flush_interval_ns > 3600LL * 1000000000LL)
-        return trip__fail(TRIP_EINVAL, "store option flush_interval_ns must "
+        return trip__fail(TRIP_EINVAL,
+                          "store option flush_interval_ns must "
                           "be in [1 ms, 1 h], got %lld",
                           (long long)o->flush_interval_ns);
     if (o->batch_size < 1 || o->batch_size > (1u << 24))
-        return trip__fail(TRIP_EINVAL, "store option batch_size must be in "
-                          "[1, 16777216], got %u", o->batch_size);
+        return trip__fail(TRIP_EINVAL,
+                          "store option batch_size must be in "
+                          "[1, 16777216], got %u",
+                          o->batch_size);
     if (o->synchronous < 0 || o->synchronous > 2)
-        return trip__fail(TRIP_EINVAL, "store option synchronous must be 0, "
-                          "1 or 2, got %d", o->synchronous);
+        return trip__fail(TRIP_EINVAL,
+                          "store option synchronous must be 0, "
+                          "1 or 2, got %d",
+                          o->synchronous);
     if (o->busy_timeout_ms < 0 || o->busy_timeout_ms > 3600000)
-        return trip__fail(TRIP_EINVAL, "store option busy_timeout_ms must be "
+        return trip__fail(TRIP_EINVAL,
+                          "store option busy_timeout_ms must be "
                           "in [0, 3600000], got %lld",
                           (long long)o->busy_timeout_ms);
-    if (o->sample_mode < TRIP_SAMPLE_ALL || o->sample_mode > TRIP_SAMPLE_FAILURES)
-        return trip__fail(TRIP_EINVAL, "store option sample_mode must be "
+    if (o->sample_mode < TRIP_SAMPLE_ALL ||
+        o->sample_mode > TRIP_SAMPLE_FAILURES)
+        return trip__fail(TRIP_EINVAL,
+                          "store option sample_mode must be "
                           "0 (all), 1 (one in n) or 2 (failures), got %d",
                           o->sample_mode);
     if (o->sample_mode == TRIP_SAMPLE_ONE_IN_N && o->sample_n < 1)
         return trip__fail(TRIP_EINVAL, "store option sample_n must be >= 1");
     if (!(o->retention_days >= 0) || !(o->rollup_retention_days >= 0) ||
         isinf(o->retention_days) || isinf(o->rollup_retention_days))
-        return trip__fail(TRIP_EINVAL, "store options retention_days and "
+        return trip__fail(TRIP_EINVAL,
+                          "store options retention_days and "
                           "rollup_retention_days must be finite and >= 0");
     return TRIP_OK;
 }
@@ -123,12 +134,13 @@ trip_connect_(trip_store *s, int read_only, sqlite3 **out)
                           : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     sqlite3 *db = NULL;
     /* NOMUTEX: every use of a connection is under the store's own mutex */
-    int rc = sqlite3_open_v2(s->path, &db, flags | SQLITE_OPEN_NOMUTEX,
-                             s->vfs);
+    int rc = sqlite3_open_v2(s->path, &db, flags | SQLITE_OPEN_NOMUTEX, s->vfs);
     if (rc != SQLITE_OK) {
         int st = trip__sqlite_status(rc);
-        trip__fail(st == TRIP_OK ? TRIP_EIO : st, "cannot open history %s: "
-                   "%s", s->path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        trip__fail(st == TRIP_OK ? TRIP_EIO : st,
+                   "cannot open history %s: "
+                   "%s",
+                   s->path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);
         return st == TRIP_OK ? TRIP_EIO : st;
     }
@@ -208,8 +220,8 @@ trip_store_alloc_(const char *path, const trip_store_opts *o)
     /* a read-only store never takes a row: keep its ring minimal */
     if (o->read_only)
         s->opts.ring_capacity = 64;
-    s->ring = trip__aligned_calloc(64, sizeof(trip__slot) *
-                                           s->opts.ring_capacity);
+    s->ring =
+        trip__aligned_calloc(64, sizeof(trip__slot) * s->opts.ring_capacity);
     pthread_mutex_init(&s->db_mu, NULL);
     pthread_mutex_init(&s->rdb_mu, NULL);
     pthread_mutex_init(&s->q_mu, NULL);
@@ -265,8 +277,7 @@ trip__store_reconnect(trip_store *s)
 }
 
 int
-trip_store_open(const char *path, const trip_store_opts *opts,
-                trip_store **out)
+trip_store_open(const char *path, const trip_store_opts *opts, trip_store **out)
 {
     if (out == NULL)
         return trip__fail(TRIP_EINVAL, "trip_store_open: out is NULL");
@@ -283,15 +294,17 @@ trip_store_open(const char *path, const trip_store_opts *opts,
         return rc;
     if (o.read_only && strcmp(path, ":memory:") == 0)
         return trip__fail(TRIP_EINVAL, "trip_store_open: a read-only "
-                          ":memory: store would always be empty");
+                                       ":memory: store would always be empty");
     trip_store *s = trip_store_alloc_(path, &o);
     if (s == NULL)
         return trip__fail(TRIP_ENOMEM, "trip_store_open: out of memory");
     rc = trip_store_connect_all_(s);
     if (rc == TRIP_OK && !o.read_only) {
         if (pthread_create(&s->thread, NULL, trip__store_writer_main, s) != 0)
-            rc = trip__fail(TRIP_ETHREAD, "trip_store_open: cannot start "
-                            "the writer thread for %s", path);
+            rc = trip__fail(TRIP_ETHREAD,
+                            "trip_store_open: cannot start "
+                            "the writer thread for %s",
+                            path);
         else
             s->thread_started = 1;
     }

@@ -48,9 +48,9 @@ trip_fill_rollup_(sqlite3_stmt *st, void *p)
     trip_rollup_row *r = p;
     r->minute_ns = sqlite3_column_int64(st, 0);
     r->breaker_id = sqlite3_column_int(st, 1);
-    int64_t *c[9] = {&r->calls,   &r->successes, &r->failures,
-                     &r->timeouts, &r->ignored,  &r->slow,
-                     &r->rejected, &r->limited,  NULL};
+    int64_t *c[9] = {&r->calls,    &r->successes, &r->failures,
+                     &r->timeouts, &r->ignored,   &r->slow,
+                     &r->rejected, &r->limited,   NULL};
     for (int i = 0; c[i] != NULL; i++)
         *c[i] = sqlite3_column_int64(st, 2 + i);
     r->latency_sum_s = sqlite3_column_double(st, 10);
@@ -90,25 +90,38 @@ trip_fill_baseline_(sqlite3_stmt *st, void *p)
 static const trip_query_ trip_q_outcomes_ = {
     "outcomes",
     "t_ns, breaker_id, outcome, latency_ns, state, decision, slow, weight",
-    "outcomes", "t_ns", "t_ns, rowid", sizeof(trip_outcome_row),
+    "outcomes",
+    "t_ns",
+    "t_ns, rowid",
+    sizeof(trip_outcome_row),
     trip_fill_outcome_};
 static const trip_query_ trip_q_rollups_ = {
     "rollups",
     "minute_ns, breaker_id, calls, successes, failures, timeouts, ignored, "
     "slow, rejected, limited, latency_sum_s, p50_s, p90_s, p95_s, p99_s, "
     "p999_s",
-    "rollups", "minute_ns", "minute_ns, breaker_id", sizeof(trip_rollup_row),
+    "rollups",
+    "minute_ns",
+    "minute_ns, breaker_id",
+    sizeof(trip_rollup_row),
     trip_fill_rollup_};
 static const trip_query_ trip_q_transitions_ = {
     "transitions",
     "t_ns, breaker_id, from_state, to_state, rule, score, threshold, "
     "baseline, samples",
-    "transitions", "t_ns", "t_ns, rowid", sizeof(trip_transition_row),
+    "transitions",
+    "t_ns",
+    "t_ns, rowid",
+    sizeof(trip_transition_row),
     trip_fill_transition_};
 static const trip_query_ trip_q_baselines_ = {
-    "baselines", "breaker_id, bucket, metric, mean, var, n, updated_ns",
-    "baselines", NULL, "breaker_id, bucket, metric",
-    sizeof(trip_baseline_row), trip_fill_baseline_};
+    "baselines",
+    "breaker_id, bucket, metric, mean, var, n, updated_ns",
+    "baselines",
+    NULL,
+    "breaker_id, bucket, metric",
+    sizeof(trip_baseline_row),
+    trip_fill_baseline_};
 
 /* The connection reads use, locked; release with trip_reader_done_. */
 static sqlite3 *
@@ -131,8 +144,8 @@ trip_read_fail_(sqlite3 *db, trip_store *s, int rc, const char *what)
     int st = trip__sqlite_status(rc);
     if (st == TRIP_OK)
         st = TRIP_ESTORE;
-    return trip__fail(st, "cannot read %s from history %s: %s", what,
-                      s->path, sqlite3_errmsg(db));
+    return trip__fail(st, "cannot read %s from history %s: %s", what, s->path,
+                      sqlite3_errmsg(db));
 }
 
 static int
@@ -140,8 +153,8 @@ trip_prepare_read_(sqlite3 *db, const trip_query_ *q, const char *head,
                    int breaker_id, const char *tail, sqlite3_stmt **st)
 {
     char sql[512];
-    int w = snprintf(sql, sizeof sql, "SELECT %s FROM %s WHERE 1", head,
-                     q->table);
+    int w =
+        snprintf(sql, sizeof sql, "SELECT %s FROM %s WHERE 1", head, q->table);
     if (q->time_col != NULL)
         w += snprintf(sql + w, sizeof sql - (size_t)w,
                       " AND %s >= ?1 AND %s < ?2", q->time_col, q->time_col);
@@ -157,16 +170,22 @@ trip_args_(const char *fn, trip_store *s, int breaker_id, int64_t from,
            const int *more)
 {
     if (s == NULL || rows == NULL || n == NULL || more == NULL)
-        return trip__fail(TRIP_EINVAL, "%s: store, rows, n and more must "
-                          "not be NULL", fn);
+        return trip__fail(TRIP_EINVAL,
+                          "%s: store, rows, n and more must "
+                          "not be NULL",
+                          fn);
     if (cap == 0)
         return trip__fail(TRIP_EINVAL, "%s: cap must be > 0", fn);
     if (breaker_id < -1)
-        return trip__fail(TRIP_EINVAL, "%s: breaker_id must be >= 0 or -1 "
-                          "for all, got %d", fn, breaker_id);
+        return trip__fail(TRIP_EINVAL,
+                          "%s: breaker_id must be >= 0 or -1 "
+                          "for all, got %d",
+                          fn, breaker_id);
     if (from > to)
-        return trip__fail(TRIP_EINVAL, "%s: from_ns (%lld) is after to_ns "
-                          "(%lld)", fn, (long long)from, (long long)to);
+        return trip__fail(TRIP_EINVAL,
+                          "%s: from_ns (%lld) is after to_ns "
+                          "(%lld)",
+                          fn, (long long)from, (long long)to);
     return TRIP_OK;
 }
 
@@ -201,9 +220,9 @@ trip_collect_(sqlite3_stmt *st, const trip_query_ *q, void *rows, size_t cap,
 }
 
 static int
-trip_read_(const char *fn, const trip_query_ *q, trip_store *s,
-           int breaker_id, int64_t from, int64_t to, void *rows, size_t cap,
-           size_t *n, int *more)
+trip_read_(const char *fn, const trip_query_ *q, trip_store *s, int breaker_id,
+           int64_t from, int64_t to, void *rows, size_t cap, size_t *n,
+           int *more)
 {
     int rc = trip_args_(fn, s, breaker_id, from, to, rows, cap, n, more);
     if (rc != TRIP_OK)
@@ -224,8 +243,10 @@ trip_read_(const char *fn, const trip_query_ *q, trip_store *s,
     if (src != SQLITE_OK)
         rc = trip_read_fail_(db, s, src, q->name);
     else if (*more && *n == 0)
-        rc = trip__fail(TRIP_ERANGE, "%s: more than cap = %zu rows share one "
-                        "timestamp; call again with a larger cap", fn, cap);
+        rc = trip__fail(TRIP_ERANGE,
+                        "%s: more than cap = %zu rows share one "
+                        "timestamp; call again with a larger cap",
+                        fn, cap);
     sqlite3_finalize(st);
     trip_reader_done_(s);
     return rc;
@@ -276,18 +297,18 @@ trip_store_count(trip_store *s, int table, int breaker_id, int64_t from_ns,
         &trip_q_baselines_};
     if (n == NULL || table < 0 || table > 3)
         return trip__fail(TRIP_EINVAL, "trip_store_count: table must be 0..3 "
-                          "and n not NULL");
+                                       "and n not NULL");
     int dummy = 0;
     size_t dn = 0;
-    int rc = trip_args_("trip_store_count", s, breaker_id, from_ns, to_ns, n,
-                        1, &dn, &dummy);
+    int rc = trip_args_("trip_store_count", s, breaker_id, from_ns, to_ns, n, 1,
+                        &dn, &dummy);
     if (rc != TRIP_OK)
         return rc;
     *n = 0;
     sqlite3 *db = trip_reader_(s);
     sqlite3_stmt *st = NULL;
-    int src = trip_prepare_read_(db, qs[table], "count(*)", breaker_id, "",
-                                 &st);
+    int src =
+        trip_prepare_read_(db, qs[table], "count(*)", breaker_id, "", &st);
     if (src == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, from_ns);
         sqlite3_bind_int64(st, 2, to_ns);
@@ -323,8 +344,10 @@ trip_store_breaker_id(trip_store *s, const char *name, int *id)
         *id = sqlite3_column_int(st, 0);
         out = TRIP_OK;
     } else if (rc == SQLITE_DONE) {
-        out = trip__fail(TRIP_ENOTFOUND, "history %s has no breaker named "
-                         "\"%s\"", s->path, name);
+        out = trip__fail(TRIP_ENOTFOUND,
+                         "history %s has no breaker named "
+                         "\"%s\"",
+                         s->path, name);
     } else {
         out = trip_read_fail_(db, s, rc, "breakers");
     }
@@ -338,7 +361,7 @@ trip_store_breaker_name(trip_store *s, int id, char **name)
 {
     if (s == NULL || name == NULL)
         return trip__fail(TRIP_EINVAL, "trip_store_breaker_name: NULL "
-                          "argument");
+                                       "argument");
     *name = NULL;
     sqlite3 *db = trip_reader_(s);
     sqlite3_stmt *st = NULL;
@@ -349,21 +372,24 @@ trip_store_breaker_name(trip_store *s, int id, char **name)
         rc = sqlite3_step(st);
     }
     int out;
-    const char *text = rc == SQLITE_ROW
-                           ? (const char *)sqlite3_column_text(st, 0)
-                           : NULL;
+    const char *text =
+        rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
     if (rc == SQLITE_ROW && text == NULL) {
         /* the schema says NOT NULL: only a damaged file gets here */
-        out = trip__fail(TRIP_ECORRUPT, "history %s: breaker id %d has no "
-                         "name", s->path, id);
+        out = trip__fail(TRIP_ECORRUPT,
+                         "history %s: breaker id %d has no "
+                         "name",
+                         s->path, id);
     } else if (rc == SQLITE_ROW) {
         *name = trip__strdup(text);
         out = *name ? TRIP_OK
                     : trip__fail(TRIP_ENOMEM, "trip_store_breaker_name: out "
-                                 "of memory");
+                                              "of memory");
     } else if (rc == SQLITE_DONE) {
-        out = trip__fail(TRIP_ENOTFOUND, "history %s has no breaker with id "
-                         "%d", s->path, id);
+        out = trip__fail(TRIP_ENOTFOUND,
+                         "history %s has no breaker with id "
+                         "%d",
+                         s->path, id);
     } else {
         out = trip_read_fail_(db, s, rc, "breakers");
     }

@@ -17,8 +17,7 @@ trip_keep_(trip_store *s, const trip__outcome_rec *r)
     case TRIP_SAMPLE_ONE_IN_N: {
         _Atomic uint64_t *c =
             &s->sample_ctr[(uint32_t)r->breaker_id % TRIP__SLOTS];
-        return atomic_fetch_add_explicit(c, 1, TRIP_RLX_) %
-                   s->opts.sample_n ==
+        return atomic_fetch_add_explicit(c, 1, TRIP_RLX_) % s->opts.sample_n ==
                0;
     }
     case TRIP_SAMPLE_FAILURES:
@@ -43,8 +42,8 @@ trip__store_push_outcome(trip_store *s, const trip__outcome_rec *r)
         uint32_t seq = atomic_load_explicit(&slot->seq, memory_order_acquire);
         int32_t dif = (int32_t)(seq - (uint32_t)pos);
         if (dif == 0) {
-            if (atomic_compare_exchange_weak_explicit(
-                    &s->tail, &pos, pos + 1, TRIP_RLX_, TRIP_RLX_)) {
+            if (atomic_compare_exchange_weak_explicit(&s->tail, &pos, pos + 1,
+                                                      TRIP_RLX_, TRIP_RLX_)) {
                 slot->wall_ns = r->wall_ns;
                 slot->latency_ns = r->latency_ns;
                 slot->breaker_id = r->breaker_id;
@@ -105,8 +104,8 @@ trip_queue_(trip_store *s, trip__rows *q, const void *rows, size_t n)
     if (s == NULL || n == 0)
         return;
     pthread_mutex_lock(&s->q_mu);
-    int rc = q->n + n > TRIP_QUEUE_MAX_ ? TRIP_ENOSPC
-                                        : trip__rows_push(q, rows, n);
+    int rc =
+        q->n + n > TRIP_QUEUE_MAX_ ? TRIP_ENOSPC : trip__rows_push(q, rows, n);
     pthread_mutex_unlock(&s->q_mu);
     if (rc != TRIP_OK)
         atomic_fetch_add(&s->q_lost, (int64_t)n);

@@ -78,16 +78,17 @@ trip_schema_fail_(sqlite3 *db, const char *path, int rc, const char *what)
         st = TRIP_ESTORE;
     if (st == TRIP_EIO && (rc & 0xff) == SQLITE_NOTADB)
         st = TRIP_ECORRUPT;
-    return trip__fail(st, "history %s: %s: %s", path, what,
-                      sqlite3_errmsg(db));
+    return trip__fail(st, "history %s: %s: %s", path, what, sqlite3_errmsg(db));
 }
 
 /* How many tables the file has: 0 for a new file. */
 static int
 trip_table_count_(sqlite3 *db, int *n)
 {
-    return trip_pragma_int_(db, "SELECT count(*) FROM sqlite_master "
-                            "WHERE type='table'", n);
+    return trip_pragma_int_(db,
+                            "SELECT count(*) FROM sqlite_master "
+                            "WHERE type='table'",
+                            n);
 }
 
 /* Check version and owner; -1 in *version means "create". */
@@ -107,14 +108,17 @@ trip_schema_check_(sqlite3 *db, const char *path, int *version)
         return TRIP_OK;
     }
     if (app != TRIP__APP_ID)
-        return trip__fail(TRIP_ECORRUPT, "history %s is a SQLite database "
+        return trip__fail(TRIP_ECORRUPT,
+                          "history %s is a SQLite database "
                           "but not a tripsense history (application_id "
-                          "%d)", path, app);
+                          "%d)",
+                          path, app);
     if (ver > TRIP__SCHEMA_VERSION)
-        return trip__fail(TRIP_ESCHEMA, "history %s has schema version %d, "
+        return trip__fail(TRIP_ESCHEMA,
+                          "history %s has schema version %d, "
                           "newer than this tripsense (%s) understands (%d): "
-                          "upgrade tripsense", path, ver, trip_version(),
-                          TRIP__SCHEMA_VERSION);
+                          "upgrade tripsense",
+                          path, ver, trip_version(), TRIP__SCHEMA_VERSION);
     if (ver < 1)
         return trip__fail(TRIP_ECORRUPT, "history %s has no schema version",
                           path);
@@ -136,15 +140,17 @@ trip_schema_upgrade_(sqlite3 *db, const char *path, int from)
             rc = sqlite3_exec(db, trip_schema_v2_, NULL, NULL, &err);
     }
     char sql[96];
-    snprintf(sql, sizeof sql, "PRAGMA application_id=%d; "
-             "PRAGMA user_version=%d;", TRIP__APP_ID, TRIP__SCHEMA_VERSION);
+    snprintf(sql, sizeof sql,
+             "PRAGMA application_id=%d; "
+             "PRAGMA user_version=%d;",
+             TRIP__APP_ID, TRIP__SCHEMA_VERSION);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, sql, NULL, NULL, &err);
     sqlite3_free(err);
     if (rc != SQLITE_OK)
-        return trip_schema_fail_(db, path, rc, from < 0
-                                                   ? "cannot create the schema"
-                                                   : "cannot migrate");
+        return trip_schema_fail_(db, path, rc,
+                                 from < 0 ? "cannot create the schema"
+                                          : "cannot migrate");
     return TRIP_OK;
 }
 

@@ -3,8 +3,8 @@
  * transactions, retries on failure without blocking anyone, and applies
  * retention. */
 #include <errno.h>
-#include <stdio.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -17,8 +17,15 @@
 #define TRIP_RETAIN_DATA_NS_ 3600000000000LL /* retention per data hour */
 #define TRIP_RETAIN_REAL_NS_ 60000000000LL   /* or per real minute */
 
-enum { TRIP_ST_OUTCOME, TRIP_ST_ROLLUP, TRIP_ST_TRANSITION, TRIP_ST_BASELINE,
-       TRIP_ST_SEEN, TRIP_ST_MULTI, TRIP_ST_N };
+enum {
+    TRIP_ST_OUTCOME,
+    TRIP_ST_ROLLUP,
+    TRIP_ST_TRANSITION,
+    TRIP_ST_BASELINE,
+    TRIP_ST_SEEN,
+    TRIP_ST_MULTI,
+    TRIP_ST_N
+};
 
 /* Outcome rows per multi-row INSERT: one statement step for many rows
  * costs much less per row than one step each (bench/bench_store.c). */
@@ -38,9 +45,8 @@ static const char *const trip_sql_[TRIP_ST_N] = {
     c " = CASE WHEN " c " IS NULL THEN excluded." c " WHEN excluded." c        \
       " IS NULL THEN " c " ELSE (" c " * calls + excluded." c                  \
       " * excluded.calls) / (calls + excluded.calls) END"
-    TRIP_MERGE_Q_("p50_s") ", " TRIP_MERGE_Q_("p90_s") ", "
-    TRIP_MERGE_Q_("p95_s") ", " TRIP_MERGE_Q_("p99_s") ", "
-    TRIP_MERGE_Q_("p999_s"),
+    TRIP_MERGE_Q_("p50_s") ", " TRIP_MERGE_Q_("p90_s") ", " TRIP_MERGE_Q_(
+        "p95_s") ", " TRIP_MERGE_Q_("p99_s") ", " TRIP_MERGE_Q_("p999_s"),
     "INSERT INTO transitions VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     "INSERT OR REPLACE INTO baselines VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     "UPDATE breakers SET first_seen_ns = min(coalesce(first_seen_ns, ?2), "
@@ -98,10 +104,10 @@ trip_drain_(trip_writer_ *w)
         uint32_t seq = atomic_load_explicit(&slot->seq, memory_order_acquire);
         if (seq != (uint32_t)pos + 1)
             break;
-        trip__outcome_rec rec = {slot->wall_ns, slot->latency_ns,
-                                 slot->breaker_id, slot->outcome, slot->state,
-                                 slot->decision, slot->slow, slot->weight,
-                                 0};
+        trip__outcome_rec rec = {
+            slot->wall_ns, slot->latency_ns, slot->breaker_id,
+            slot->outcome, slot->state,      slot->decision,
+            slot->slow,    slot->weight,     0};
         if (w->n < w->cap)
             w->rows[w->n++] = rec;
         else
@@ -144,9 +150,8 @@ trip_prepare_(trip_writer_ *w)
         char *multi = i == TRIP_ST_MULTI ? trip_multi_sql_() : NULL;
         if (i == TRIP_ST_MULTI && multi == NULL)
             return SQLITE_NOMEM;
-        int rc = sqlite3_prepare_v3(w->s->db, multi ? multi : trip_sql_[i],
-                                    -1, SQLITE_PREPARE_PERSISTENT, &w->st[i],
-                                    NULL);
+        int rc = sqlite3_prepare_v3(w->s->db, multi ? multi : trip_sql_[i], -1,
+                                    SQLITE_PREPARE_PERSISTENT, &w->st[i], NULL);
         trip_string_free(multi);
         if (rc != SQLITE_OK)
             return rc;
@@ -220,8 +225,8 @@ trip_put_rollups_(trip_writer_ *w)
         int id = trip__store_resolve(w->s, r->breaker_id);
         if (id < 0)
             return SQLITE_CANTOPEN;
-        int64_t v[10] = {r->minute_ns, r->calls,    r->successes, r->failures,
-                         r->timeouts,  r->ignored,  r->slow,      r->rejected,
+        int64_t v[10] = {r->minute_ns, r->calls,   r->successes, r->failures,
+                         r->timeouts,  r->ignored, r->slow,      r->rejected,
                          r->limited,   0};
         sqlite3_bind_int(st, 1, id);
         for (int j = 0; j < 9; j++)
@@ -381,8 +386,8 @@ trip_retain_(trip_writer_ *w, int force)
             continue;
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(st, 1, w->newest_ns -
-                                          (int64_t)(days[i] * TRIP_DAY_NS_));
+            sqlite3_bind_int64(
+                st, 1, w->newest_ns - (int64_t)(days[i] * TRIP_DAY_NS_));
             sqlite3_step(st); /* a failure here is retried next time */
         }
         sqlite3_finalize(st);
@@ -413,8 +418,8 @@ trip_check_moved_(trip_writer_ *w)
     trip_store *s = w->s;
     int moved = 0;
     if (s->memory || s->db == NULL ||
-        (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED,
-                              &moved) == SQLITE_OK &&
+        (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) ==
+             SQLITE_OK &&
          !moved))
         return SQLITE_OK;
     for (int i = 0; i < TRIP_ST_N; i++) {
@@ -422,8 +427,10 @@ trip_check_moved_(trip_writer_ *w)
         w->st[i] = NULL;
     }
     pthread_mutex_lock(&s->msg_mu);
-    snprintf(s->message, sizeof s->message, "history %s was deleted or "
-             "replaced while open; creating it again", s->path);
+    snprintf(s->message, sizeof s->message,
+             "history %s was deleted or "
+             "replaced while open; creating it again",
+             s->path);
     pthread_mutex_unlock(&s->msg_mu);
     atomic_store(&s->status, TRIP_EIO);
     trip__store_forget_ids(s);
@@ -441,8 +448,8 @@ trip_write_all_(trip_writer_ *w, int force)
     int with_queue = 1, rc = trip_check_moved_(w);
     while (rc == SQLITE_OK) {
         size_t k = w->n < s->opts.batch_size ? w->n : s->opts.batch_size;
-        int q = with_queue && (w->rollups.n || w->transitions.n ||
-                               w->baselines.n);
+        int q =
+            with_queue && (w->rollups.n || w->transitions.n || w->baselines.n);
         if (k == 0 && !q)
             break;
         rc = trip_txn_(w, k, q);
@@ -551,9 +558,9 @@ trip__store_writer_main(void *arg)
         int64_t now = trip_mono_();
         /* start early by what the last commit took and one poll tick, so
          * a row waits about one flush interval until it is committed */
-        int due = gen > done || w.n >= s->opts.batch_size ||
-                  now - last >= s->opts.flush_interval_ns - cost -
-                                    TRIP_TICK_NS_;
+        int due =
+            gen > done || w.n >= s->opts.batch_size ||
+            now - last >= s->opts.flush_interval_ns - cost - TRIP_TICK_NS_;
         if (due) {
             trip_take_queue_(&w);
             trip_write_all_(&w, gen > done);

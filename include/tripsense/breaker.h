@@ -85,12 +85,12 @@ TRIP_API const char *trip_decision_name(int decision);
 
 /** Why a breaker tripped: the rule that fired and its evidence. */
 typedef struct trip_reason {
-    int rule;          /* trip_rule */
-    double score;      /* the observed value (rate, z, latency in s, ...) */
-    double threshold;  /* the limit it crossed */
-    double baseline;   /* the baseline it was judged against, or NaN */
-    int64_t samples;   /* calls behind the score */
-    int64_t wall_ns;   /* when, wall clock */
+    int rule;         /* trip_rule */
+    double score;     /* the observed value (rate, z, latency in s, ...) */
+    double threshold; /* the limit it crossed */
+    double baseline;  /* the baseline it was judged against, or NaN */
+    int64_t samples;  /* calls behind the score */
+    int64_t wall_ns;  /* when, wall clock */
 } trip_reason;
 
 /**
@@ -109,9 +109,9 @@ typedef struct trip_ticket {
 
 /** A consistent-enough copy of a breaker's counters and state. */
 typedef struct trip_snapshot {
-    int state;               /* trip_state (the mode if not normal) */
-    int machine_state;       /* CLOSED/OPEN/HALF_OPEN underneath */
-    uint64_t generation;     /* bumps on every state change */
+    int state;           /* trip_state (the mode if not normal) */
+    int machine_state;   /* CLOSED/OPEN/HALF_OPEN underneath */
+    uint64_t generation; /* bumps on every state change */
     /* lifetime counters */
     int64_t calls, successes, failures, timeouts, ignored, slow;
     int64_t rejected, limited, late, in_flight;
@@ -121,20 +121,20 @@ typedef struct trip_snapshot {
     double p50_s, p90_s, p95_s, p99_s, p999_s; /* NaN when empty */
     /* recovery */
     uint32_t consecutive_failures, consecutive_timeouts;
-    uint32_t trips;          /* trips since the backoff last reset */
-    int64_t open_until_ns;   /* monotonic; 0 if not open */
+    uint32_t trips;             /* trips since the backoff last reset */
+    int64_t open_until_ns;      /* monotonic; 0 if not open */
     int64_t ns_until_half_open; /* 0 if not open */
     uint32_t half_open_in_flight, half_open_successes;
-    double ramp_fraction;    /* admitted fraction during ramp-up, else 1 */
-    trip_reason last_trip;   /* rule NONE if it never tripped */
+    double ramp_fraction;  /* admitted fraction during ramp-up, else 1 */
+    trip_reason last_trip; /* rule NONE if it never tripped */
     int64_t transitions;
     /* history store (issue 4); zero without a store */
-    int64_t store_dropped;   /* outcome rows lost (ring full or store error) */
-    int store_status;        /* last store status (TRIP_OK when healthy) */
+    int64_t store_dropped; /* outcome rows lost (ring full or store error) */
+    int store_status;      /* last store status (TRIP_OK when healthy) */
     /* issue 9 */
-    int flapping;            /* >= flap_trips trips within flap_window_ns */
-    int shed;                /* a needed breaker is open (dependency) */
-    double limit_fraction;   /* adaptive limiter: share of limit_rate now */
+    int flapping;             /* >= flap_trips trips within flap_window_ns */
+    int shed;                 /* a needed breaker is open (dependency) */
+    double limit_fraction;    /* adaptive limiter: share of limit_rate now */
     double weighted_failures; /* sum of failure weights, lifetime */
 } trip_snapshot;
 
@@ -248,8 +248,7 @@ TRIP_API int trip_record_latency(trip_breaker *b, const trip_ticket *ticket,
  * Thread-safety: as trip_record().
  */
 TRIP_API int trip_record_weighted(trip_breaker *b, const trip_ticket *ticket,
-                                  int outcome, double latency_s,
-                                  double weight);
+                                  int outcome, double latency_s, double weight);
 
 /**
  * Declare that breaker b needs breaker needed (b calls through it, or its
@@ -263,8 +262,7 @@ TRIP_API int trip_record_weighted(trip_breaker *b, const trip_ticket *ticket,
  * Thread-safety: safe from any thread. Both breakers must outlive the
  * link; trip_breaker_free() removes the links of the freed breaker.
  */
-TRIP_API int trip_breaker_add_dependency(trip_breaker *b,
-                                         trip_breaker *needed);
+TRIP_API int trip_breaker_add_dependency(trip_breaker *b, trip_breaker *needed);
 
 /**
  * Declare an external health signal (CPU, pool use, queue depth...) that

@@ -14,14 +14,14 @@ extern "C" {
 
 /** Kind of the rate window used by the fixed rate rules. */
 typedef enum trip_window_kind {
-    TRIP_WINDOW_TIME = 0,  /* window_buckets buckets of bucket_ns each */
-    TRIP_WINDOW_COUNT = 1  /* the last window_calls calls */
+    TRIP_WINDOW_TIME = 0, /* window_buckets buckets of bucket_ns each */
+    TRIP_WINDOW_COUNT = 1 /* the last window_calls calls */
 } trip_window_kind;
 
 /** Seasonal baseline resolution (issue 5). */
 typedef enum trip_seasonality {
-    TRIP_SEASON_AUTO = 0,        /* hour of week, or none if history shows none */
-    TRIP_SEASON_NONE = 1,        /* one global baseline */
+    TRIP_SEASON_AUTO = 0, /* hour of week, or none if history shows none */
+    TRIP_SEASON_NONE = 1, /* one global baseline */
     TRIP_SEASON_HOUR_OF_DAY = 2, /* 24 buckets */
     TRIP_SEASON_HOUR_OF_WEEK = 3 /* 168 buckets, Monday 00:00 UTC first */
 } trip_seasonality;
@@ -51,11 +51,11 @@ typedef enum trip_dependency_action {
  */
 typedef struct trip_config {
     /* --- windows ------------------------------------------------------ */
-    int window_kind;              /* trip_window_kind; TIME */
-    int64_t bucket_ns;            /* bucket length; rules run on each roll; 1 s */
-    uint32_t window_buckets;      /* short window = buckets * bucket_ns; 10 */
-    uint32_t window_calls;        /* count window size N; 100 */
-    uint32_t min_calls;           /* calls before a rate rule may fire; 20 */
+    int window_kind;         /* trip_window_kind; TIME */
+    int64_t bucket_ns;       /* bucket length; rules run on each roll; 1 s */
+    uint32_t window_buckets; /* short window = buckets * bucket_ns; 10 */
+    uint32_t window_calls;   /* count window size N; 100 */
+    uint32_t min_calls;      /* calls before a rate rule may fire; 20 */
     uint32_t long_window_buckets; /* long window for low volume; 60 */
 
     /* --- fixed rules (0 = off) ---------------------------------------- */
@@ -74,42 +74,43 @@ typedef struct trip_config {
     double ewma_failure_rate;       /* EWMA failure-rate limit; 0 (off) */
     int seasonality;                /* trip_seasonality; AUTO */
     double baseline_half_life_h;    /* baseline EWMA half-life, hours; 168 */
-    uint32_t baseline_min_samples;  /* evaluations before a bucket is used; 30 */
-    double anomaly_z;               /* z-score limit k; 6.0 */
-    uint32_t anomaly_k;             /* trip on k of the last m evaluations; 3 */
-    uint32_t anomaly_m;             /* ... of m; 5 */
-    double anomaly_rate_effect;     /* and rate >= this x baseline; 2.0 */
-    double anomaly_latency_effect;  /* and quantile >= this x baseline; 1.5 */
-    double anomaly_rate_floor;      /* floor on the baseline rate; 0.001 */
-    double anomaly_sigma_floor;     /* floor on a baseline sigma; 0.01 */
-    double binomial_p;              /* low-volume tail probability; 1e-6 */
+    uint32_t baseline_min_samples; /* evaluations before a bucket is used; 30 */
+    double anomaly_z;              /* z-score limit k; 6.0 */
+    uint32_t anomaly_k;            /* trip on k of the last m evaluations; 3 */
+    uint32_t anomaly_m;            /* ... of m; 5 */
+    double anomaly_rate_effect;    /* and rate >= this x baseline; 2.0 */
+    double anomaly_latency_effect; /* and quantile >= this x baseline; 1.5 */
+    double anomaly_rate_floor;     /* floor on the baseline rate; 0.001 */
+    double anomaly_sigma_floor;    /* floor on a baseline sigma; 0.01 */
+    double binomial_p;             /* low-volume tail probability; 1e-6 */
     double binomial_overdispersion; /* variance inflation (>= 1); 2.0 */
     int adaptive;                   /* 1: anomaly + percentile rules on; 1 */
 
     /* --- recovery ------------------------------------------------------ */
-    int64_t open_ns;               /* first open duration; 5 s */
-    double backoff_multiplier;     /* each repeated trip multiplies; 2.0 */
-    int64_t open_max_ns;           /* cap on the open duration; 300 s */
-    double jitter;                 /* +- fraction of the duration; 0.1 */
-    uint64_t seed;                 /* jitter generator seed; 0 = from name */
-    int64_t backoff_reset_ns;      /* closed this long resets backoff; 600 s */
-    uint32_t half_open_probes;     /* P: concurrent probes; 1 */
-    uint32_t half_open_successes;  /* S: successes to close; 3 */
-    int64_t ramp_ns;               /* ramp-up after closing; 0 (off) */
-    double ramp_start_fraction;    /* fraction admitted at ramp start; 0.1 */
+    int64_t open_ns;              /* first open duration; 5 s */
+    double backoff_multiplier;    /* each repeated trip multiplies; 2.0 */
+    int64_t open_max_ns;          /* cap on the open duration; 300 s */
+    double jitter;                /* +- fraction of the duration; 0.1 */
+    uint64_t seed;                /* jitter generator seed; 0 = from name */
+    int64_t backoff_reset_ns;     /* closed this long resets backoff; 600 s */
+    uint32_t half_open_probes;    /* P: concurrent probes; 1 */
+    uint32_t half_open_successes; /* S: successes to close; 3 */
+    int64_t ramp_ns;              /* ramp-up after closing; 0 (off) */
+    double ramp_start_fraction;   /* fraction admitted at ramp start; 0.1 */
 
     /* --- issue 9: tiers, priorities, limiter, flapping, dependencies --- */
-    int tier;                      /* trip_tier (informational); NONE */
-    double probe_priority_share;   /* probes from the top share by priority; 0.5 */
-    double limit_rate;             /* token bucket, calls/s; 0 (off) */
-    double limit_burst;            /* bucket size, calls; 0 = one second's rate */
-    int limit_adaptive;            /* lower the rate while degraded; 1 */
-    double limit_min_fraction;     /* floor of the adaptive rate; 0.1 */
-    int64_t limit_recovery_ns;     /* time to restore the full rate; 60 s */
-    uint32_t flap_trips;           /* trips within flap_window_ns = flapping; 5 */
-    int64_t flap_window_ns;        /* 600 s */
-    double flap_backoff;           /* open-duration factor while flapping; 4 */
-    int dependency_action;         /* trip_dependency_action; REPORT */
+    int tier; /* trip_tier (informational); NONE */
+    double
+        probe_priority_share;  /* probes from the top share by priority; 0.5 */
+    double limit_rate;         /* token bucket, calls/s; 0 (off) */
+    double limit_burst;        /* bucket size, calls; 0 = one second's rate */
+    int limit_adaptive;        /* lower the rate while degraded; 1 */
+    double limit_min_fraction; /* floor of the adaptive rate; 0.1 */
+    int64_t limit_recovery_ns; /* time to restore the full rate; 60 s */
+    uint32_t flap_trips;       /* trips within flap_window_ns = flapping; 5 */
+    int64_t flap_window_ns;    /* 600 s */
+    double flap_backoff;       /* open-duration factor while flapping; 4 */
+    int dependency_action;     /* trip_dependency_action; REPORT */
 } trip_config;
 
 /**

@@ -36,8 +36,7 @@ TRIP_API void trip_registry_free(trip_registry *r);
  */
 TRIP_API int trip_registry_get_or_create(trip_registry *r, const char *name,
                                          const trip_config *cfg,
-                                         trip_clock *clock,
-                                         trip_breaker **out);
+                                         trip_clock *clock, trip_breaker **out);
 
 /**
  * Hand an existing breaker to the registry, which then owns and frees it.

@@ -29,33 +29,33 @@ typedef struct trip_event {
  */
 typedef struct trip_eval {
     int64_t wall_ns;
-    int state;                 /* trip_state after the evaluation */
-    int64_t calls, failures;   /* short window */
+    int state;                         /* trip_state after the evaluation */
+    int64_t calls, failures;           /* short window */
     int64_t long_calls, long_failures; /* long window */
     double failure_rate, slow_rate;
-    double latency_q_s;        /* the configured quantile over the window */
+    double latency_q_s; /* the configured quantile over the window */
     double ewma_failure_rate;
     double ewma_latency_s;
     double baseline_rate, baseline_rate_sd;
     double baseline_latency_s; /* exp of the baseline's mean log quantile */
     double baseline_log_latency_sd;
     double z_rate, z_latency;
-    double binomial_tail;      /* P(X >= failures | baseline), NaN if unused */
-    int baseline_ready;        /* the hour's bucket (or global) has data */
-    int fired_rule;            /* trip_rule that fired, NONE if none */
-    double score, threshold;   /* of the fired rule */
+    double binomial_tail;    /* P(X >= failures | baseline), NaN if unused */
+    int baseline_ready;      /* the hour's bucket (or global) has data */
+    int fired_rule;          /* trip_rule that fired, NONE if none */
+    double score, threshold; /* of the fired rule */
 } trip_eval;
 
 /** Output of trip_replay(); free with trip_replay_result_free(). */
 typedef struct trip_replay_result {
     size_t n_events;
-    uint8_t *decisions;        /* n_events trip_decision values */
-    uint8_t *states;           /* n_events trip_state at each decision */
+    uint8_t *decisions; /* n_events trip_decision values */
+    uint8_t *states;    /* n_events trip_state at each decision */
     size_t n_evals;
-    trip_eval *evals;          /* one per bucket roll */
+    trip_eval *evals; /* one per bucket roll */
     size_t n_transitions;
     trip_transition_row *transitions; /* breaker_id 0 */
-    trip_snapshot final;       /* the breaker at the end */
+    trip_snapshot final;              /* the breaker at the end */
 } trip_replay_result;
 
 /**
@@ -90,14 +90,14 @@ TRIP_API void trip_replay_result_free(trip_replay_result *r);
 
 /** Options of the standalone detector. Fill with trip_detect_opts_init(). */
 typedef struct trip_detect_opts {
-    int seasonality;         /* trip_seasonality; AUTO */
-    double half_life_h;      /* baseline half-life in hours; 168 */
-    uint32_t min_samples;    /* points before a bucket is used; 30 */
-    double z;                /* flag when z >= this; 6.0 */
-    uint32_t k, m;           /* ... on k of the last m points; 3, 5 */
-    double sigma_floor;      /* floor on the baseline sigma; 0.01 */
-    double effect;           /* and value >= effect x baseline mean; 0 off */
-    int log_transform;       /* score log(value) (for latencies); 0 */
+    int seasonality;      /* trip_seasonality; AUTO */
+    double half_life_h;   /* baseline half-life in hours; 168 */
+    uint32_t min_samples; /* points before a bucket is used; 30 */
+    double z;             /* flag when z >= this; 6.0 */
+    uint32_t k, m;        /* ... on k of the last m points; 3, 5 */
+    double sigma_floor;   /* floor on the baseline sigma; 0.01 */
+    double effect;        /* and value >= effect x baseline mean; 0 off */
+    int log_transform;    /* score log(value) (for latencies); 0 */
 } trip_detect_opts;
 
 TRIP_API void trip_detect_opts_init(trip_detect_opts *o);
@@ -119,18 +119,18 @@ TRIP_API int trip_detect(const trip_detect_opts *o, const int64_t *wall_ns,
 
 /** What calibration chose and what that choice would have done. */
 typedef struct trip_calibration {
-    double anomaly_z;          /* chosen k (z limit) */
-    uint32_t anomaly_k, anomaly_m; /* kept from base */
+    double anomaly_z;               /* chosen k (z limit) */
+    uint32_t anomaly_k, anomaly_m;  /* kept from base */
     double latency_baseline_factor; /* chosen percentile-rule factor */
-    double binomial_p;         /* chosen low-volume tail limit */
-    double weeks;              /* length of the history used */
-    int64_t false_trips;       /* trips (closed -> open) the chosen config
-                                  makes on it */
+    double binomial_p;              /* chosen low-volume tail limit */
+    double weeks;                   /* length of the history used */
+    int64_t false_trips;            /* trips (closed -> open) the chosen config
+                                       makes on it */
     double false_trips_per_week;
-    int64_t rejected_calls;    /* calls it refused (rejected or limited) */
-    int64_t fixed_rule_trips;  /* trips with every calibrated rule off */
+    int64_t rejected_calls;   /* calls it refused (rejected or limited) */
+    int64_t fixed_rule_trips; /* trips with every calibrated rule off */
     double max_z_rate, max_z_latency; /* largest healthy scores seen */
-    int64_t candidates;        /* replays run */
+    int64_t candidates;               /* replays run */
 } trip_calibration;
 
 /**

@@ -31,7 +31,7 @@ extern "C" {
     X(ENOSPC, -7, "buffer too small")                                          \
     X(ESTORE, -8, "history store error")                                       \
     X(EBUSY, -9, "history store is locked by another connection")              \
-    X(ESCHEMA, -10, "history store schema is newer than this library")        \
+    X(ESCHEMA, -10, "history store schema is newer than this library")         \
     X(ECORRUPT, -11, "history store file is corrupt or not a database")        \
     X(EREADONLY, -12, "history store is read-only")                            \
     X(EFULL, -13, "disk full")                                                 \

@@ -23,23 +23,23 @@ typedef enum trip_sample_mode {
 
 /** Options for trip_store_open(); fill with trip_store_opts_init(). */
 typedef struct trip_store_opts {
-    uint32_t ring_capacity;     /* outcome slots (power of two); 65536 */
-    int64_t flush_interval_ns;  /* writer commits at least this often; 200 ms */
-    uint32_t batch_size;        /* or after this many rows; 8192 */
-    int synchronous;            /* 0 OFF, 1 NORMAL, 2 FULL; 1 */
-    int64_t busy_timeout_ms;    /* wait on another process's lock; 5000 */
-    int sample_mode;            /* trip_sample_mode; ALL */
-    uint32_t sample_n;          /* for ONE_IN_N; 10 */
-    double retention_days;      /* raw outcomes older are deleted; 7; 0 keeps */
+    uint32_t ring_capacity;    /* outcome slots (power of two); 65536 */
+    int64_t flush_interval_ns; /* writer commits at least this often; 200 ms */
+    uint32_t batch_size;       /* or after this many rows; 8192 */
+    int synchronous;           /* 0 OFF, 1 NORMAL, 2 FULL; 1 */
+    int64_t busy_timeout_ms;   /* wait on another process's lock; 5000 */
+    int sample_mode;           /* trip_sample_mode; ALL */
+    uint32_t sample_n;         /* for ONE_IN_N; 10 */
+    double retention_days;     /* raw outcomes older are deleted; 7; 0 keeps */
     double rollup_retention_days; /* rollups older are deleted; 400; 0 keeps */
-    int record_rejections;      /* also write a row per refused call; 0 */
-    int read_only;              /* open for reading only (analysis); 0 */
-    const char *vfs;            /* SQLite VFS name; NULL for the default.
-                                   Copied at open. For tests (fault
-                                   injection) and special filesystems. */
-    uint32_t max_pending;       /* rows the writer holds while the database
-                                   fails before it drops (and counts) the
-                                   oldest; 0 = 4 x ring_capacity */
+    int record_rejections;        /* also write a row per refused call; 0 */
+    int read_only;                /* open for reading only (analysis); 0 */
+    const char *vfs;              /* SQLite VFS name; NULL for the default.
+                                     Copied at open. For tests (fault
+                                     injection) and special filesystems. */
+    uint32_t max_pending;         /* rows the writer holds while the database
+                                     fails before it drops (and counts) the
+                                     oldest; 0 = 4 x ring_capacity */
 } trip_store_opts;
 
 /** Fill opts with defaults. NULL is ignored. Thread-safety: safe. */
@@ -117,13 +117,13 @@ typedef struct trip_outcome_row {
     int state;    /* trip_state when the call was decided */
     int decision; /* trip_decision */
     int breaker_id;
-    int slow;     /* 1 if latency >= the breaker's slow-call threshold */
+    int slow;      /* 1 if latency >= the breaker's slow-call threshold */
     double weight; /* error weight (trip_record_weighted); 0 for success */
 } trip_outcome_row;
 
 /** Per-minute rollup row. Counts are exact; quantiles from the histogram. */
 typedef struct trip_rollup_row {
-    int64_t minute_ns;   /* wall time of the minute's start */
+    int64_t minute_ns; /* wall time of the minute's start */
     int breaker_id;
     int64_t calls, successes, failures, timeouts, ignored, slow;
     int64_t rejected, limited;
@@ -143,13 +143,13 @@ typedef struct trip_transition_row {
 /** One saved baseline bucket (issue 5). */
 typedef struct trip_baseline_row {
     int breaker_id;
-    int bucket;          /* 0..167 hour of week, 0..23 hour of day, -1 global */
-    int metric;          /* 0 failure rate, 1 log p95, 2 log p99,
-                            3 1/calls behind the rate, 4 1/samples behind
-                            log p95, 5 log of the configured quantile,
-                            6 1/samples behind log p99, 7 1/samples behind
-                            metric 5, 8 excess rate variance between
-                            windows (docs/algorithms.md) */
+    int bucket; /* 0..167 hour of week, 0..23 hour of day, -1 global */
+    int metric; /* 0 failure rate, 1 log p95, 2 log p99,
+                   3 1/calls behind the rate, 4 1/samples behind
+                   log p95, 5 log of the configured quantile,
+                   6 1/samples behind log p99, 7 1/samples behind
+                   metric 5, 8 excess rate variance between
+                   windows (docs/algorithms.md) */
     double mean, var;
     int64_t n;
     int64_t updated_ns;
@@ -189,8 +189,8 @@ TRIP_API int trip_store_read_rollups(trip_store *s, int breaker_id,
                                      size_t *n, int *more);
 TRIP_API int trip_store_read_transitions(trip_store *s, int breaker_id,
                                          int64_t from_ns, int64_t to_ns,
-                                         trip_transition_row *rows,
-                                         size_t cap, size_t *n, int *more);
+                                         trip_transition_row *rows, size_t cap,
+                                         size_t *n, int *more);
 TRIP_API int trip_store_read_baselines(trip_store *s, int breaker_id,
                                        trip_baseline_row *rows, size_t cap,
                                        size_t *n, int *more);

@@ -79,21 +79,19 @@ sim_eval(trip__adaptive *a, const trip_config *cfg, sim *s, int64_t wall,
     trip_eval e;
     trip_reason rr = {0};
     memset(&e, 0, sizeof e);
-    int rule = trip__adaptive_evaluate(a, cfg, wall, &s->bucket, &s->sw,
-                                       &s->lw, closed, ev ? ev : &e,
-                                       r ? r : &rr);
+    int rule = trip__adaptive_evaluate(a, cfg, wall, &s->bucket, &s->sw, &s->lw,
+                                       closed, ev ? ev : &e, r ? r : &rr);
     return rule;
 }
 
 /* One healthy evaluation per minute for `minutes`, from wall t. */
 static int64_t
-learn(trip__adaptive *a, const trip_config *cfg, sim *s, int64_t t,
-      int minutes, double rps, double p, double med_s)
+learn(trip__adaptive *a, const trip_config *cfg, sim *s, int64_t t, int minutes,
+      double rps, double p, double med_s)
 {
     for (int m = 0; m < minutes; m++, t += MIN_) {
         sim_windows(s, rps, p, med_s, 0.5);
-        assert_int_equal(sim_eval(a, cfg, s, t, 1, NULL, NULL),
-                         TRIP_RULE_NONE);
+        assert_int_equal(sim_eval(a, cfg, s, t, 1, NULL, NULL), TRIP_RULE_NONE);
     }
     return t;
 }
@@ -180,8 +178,8 @@ test_adaptive_binomial_tails_golden(void **state)
     golden *g = golden_load("binomial_tails.txt");
     for (size_t i = 0; i < g->nrows; i++) {
         const double *r = g->d + i * g->ncols;
-        double t = trip__binomial_tail((int64_t)r[0], (int64_t)r[1], r[2],
-                                       r[3]);
+        double t =
+            trip__binomial_tail((int64_t)r[0], (int64_t)r[1], r[2], r[3]);
         assert_close(t, r[4], 1e-6);
     }
     golden_free(g);
@@ -224,24 +222,23 @@ static void
 test_adaptive_lognormal_binomial_tail(void **state)
 {
     (void)state;
-    assert_close(trip__lognormal_binomial_tail(3, 4, 0.01, 0), 3.97e-06,
-                 1e-9);
+    assert_close(trip__lognormal_binomial_tail(3, 4, 0.01, 0), 3.97e-06, 1e-9);
     assert_close(trip__lognormal_binomial_tail(40, 1000, 0.02, 0),
                  4.339875894746396e-05, 1e-6);
-    static const long long kn[4][2] = {{3, 4}, {16, 432}, {96, 2400},
-                                       {30, 600}};
+    static const long long kn[4][2] = {
+        {3, 4}, {16, 432}, {96, 2400}, {30, 600}};
     for (int i = 0; i < 4; i++)
         for (double s2 = 0.05; s2 < 1; s2 *= 3) {
-            double t = trip__lognormal_binomial_tail(kn[i][0], kn[i][1],
-                                                     0.007, s2);
-            double ref = lognormal_tail_reference(kn[i][0], kn[i][1],
-                                                  0.007, s2);
+            double t =
+                trip__lognormal_binomial_tail(kn[i][0], kn[i][1], 0.007, s2);
+            double ref =
+                lognormal_tail_reference(kn[i][0], kn[i][1], 0.007, s2);
             if (getenv("TRIP_TEST_VERBOSE"))
                 print_message("k %lld n %lld s2 %.3f: %.6g ref %.6g\n",
                               kn[i][0], kn[i][1], s2, t, ref);
             assert_close(t, ref, 1e-3);
-            assert_true(t > trip__lognormal_binomial_tail(
-                                kn[i][0], kn[i][1], 0.007, s2 / 3));
+            assert_true(t > trip__lognormal_binomial_tail(kn[i][0], kn[i][1],
+                                                          0.007, s2 / 3));
         }
     /* against a limit: the same verdict, with a bound on the right side */
     static const double limits[3] = {5e-6, 3e-5, 1e-3};
@@ -303,9 +300,9 @@ test_adaptive_seasonal_baseline_golden(void **state)
         assert_int_equal(s->n, (int64_t)r[1]);
         assert_close(s->mean, r[2], 1e-9);
         assert_close(trip__ewstat_var(s), r[3], 1e-6);
-        assert_close(trip__zscore(r[4], s->mean, sqrt(trip__ewstat_var(s)),
-                                  floor),
-                     r[5], 1e-6);
+        assert_close(
+            trip__zscore(r[4], s->mean, sqrt(trip__ewstat_var(s)), floor), r[5],
+            1e-6);
     }
     free(b);
     golden_free(obs);
@@ -331,9 +328,8 @@ test_adaptive_auto_detects_weekly_pattern(void **state)
     for (size_t i = 0; i < obs->nrows; i++) {
         int64_t t = obs->ll[i * 2];
         trip__baseline_observe_value(&b[0], 0, obs->d[i * 2 + 1], 0.001, t);
-        trip__baseline_observe_value(&b[1], 0,
-                                     0.015 + 0.004 * (2 * sim_unif(&s) - 1),
-                                     0.001, t);
+        trip__baseline_observe_value(
+            &b[1], 0, 0.015 + 0.004 * (2 * sim_unif(&s) - 1), 0.001, t);
     }
     assert_int_equal(b[0].mode, TRIP_SEASON_HOUR_OF_WEEK);
     assert_true(b[0].auto_eta2 >= 0.2);
@@ -408,9 +404,9 @@ test_adaptive_effect_size_required(void **state)
     trip_eval ev;
     for (int i = 0; i < 10; i++) {
         sim_windows(&s, 2000, 0.065, 0.02, 0.5);
-        assert_int_equal(sim_eval(a, &cfg, &s, t + (i + 1) * TEST_S_, 1, &ev,
-                                  NULL),
-                         TRIP_RULE_NONE);
+        assert_int_equal(
+            sim_eval(a, &cfg, &s, t + (i + 1) * TEST_S_, 1, &ev, NULL),
+            TRIP_RULE_NONE);
     }
     assert_true(ev.z_rate >= cfg.anomaly_z);
     trip__adaptive_free(a);
@@ -449,7 +445,8 @@ test_adaptive_night_three_of_four(void **state)
             assert_int_equal(r.samples, 4);
         } else {
             assert_int_equal(rule, TRIP_RULE_NONE);
-            assert_true(ev.binomial_tail > 10 * cfg.binomial_p); /* 2 of 4: 1e-3 */
+            assert_true(ev.binomial_tail >
+                        10 * cfg.binomial_p); /* 2 of 4: 1e-3 */
         }
         trip__adaptive_free(a);
     }
@@ -569,7 +566,9 @@ test_adaptive_sampling_variance_per_quantile(void **state)
     trip__baseline_init(&b, &cfg);
     for (int i = 0; i < 100; i++) {
         int big = i % 2;
-        trip__bobs o = {0.01, 600, {log(0.05), big ? log(0.08) : NAN, NAN},
+        trip__bobs o = {0.01,
+                        600,
+                        {log(0.05), big ? log(0.08) : NAN, NAN},
                         big ? 600 : 100};
         trip__baseline_observe(&b, &o, T0_ + (i + 1) * MIN_);
     }
@@ -600,11 +599,14 @@ test_adaptive_rate_excess_variance(void **state)
     double ex = 0.01 * 0.01 * (exp(sd_log * sd_log) - 1); /* 2.84e-5 */
     for (int i = 0; i < 4000; i++) {
         int64_t n = i % 4 == 0 ? 12 : 600;
-        double p = i % 4 == 0 ? 0.01
-                              : 0.01 * exp(sd_log * sim_normal(&s) -
-                                           sd_log * sd_log / 2);
-        trip__bobs o = {(double)sim_binom(&s, n, p) / (double)n, (double)n,
-                        {NAN, NAN, NAN}, 0};
+        double p =
+            i % 4 == 0
+                ? 0.01
+                : 0.01 * exp(sd_log * sim_normal(&s) - sd_log * sd_log / 2);
+        trip__bobs o = {(double)sim_binom(&s, n, p) / (double)n,
+                        (double)n,
+                        {NAN, NAN, NAN},
+                        0};
         trip__baseline_observe(&b, &o, T0_ + (i + 1) * MIN_);
     }
     trip__rate_verdict v;
@@ -654,13 +656,13 @@ test_adaptive_off_and_not_closed_are_silent(void **state)
     trip_eval ev;
     for (int i = 0; i < 10; i++) {
         sim_windows(&s, 100, 0.3, 0.08, 0.5);
-        assert_int_equal(sim_eval(a, &off, &s, t + TEST_S_ * (i + 1), 1, &ev,
-                                  NULL),
-                         TRIP_RULE_NONE);
+        assert_int_equal(
+            sim_eval(a, &off, &s, t + TEST_S_ * (i + 1), 1, &ev, NULL),
+            TRIP_RULE_NONE);
         assert_true(ev.z_rate > 6); /* still scored for the record */
-        assert_int_equal(sim_eval(a, &cfg, &s, t + TEST_S_ * (i + 1), 0, &ev,
-                                  NULL),
-                         TRIP_RULE_NONE);
+        assert_int_equal(
+            sim_eval(a, &cfg, &s, t + TEST_S_ * (i + 1), 0, &ev, NULL),
+            TRIP_RULE_NONE);
     }
     trip__adaptive_free(a);
 }
@@ -743,8 +745,8 @@ test_adaptive_warm_start_from_rollups(void **state)
         memset(&rows[i], 0, sizeof rows[i]);
         rows[i].minute_ns = T0_ + i * MIN_;
         rows[i].calls = 6000;
-        rows[i].successes = 6000 - (rows[i].failures = sim_binom(&s, 6000,
-                                                                 0.01));
+        rows[i].successes =
+            6000 - (rows[i].failures = sim_binom(&s, 6000, 0.01));
         rows[i].p50_s = 0.02;
         rows[i].p95_s = 0.02 * exp(0.5 * 1.645);
         rows[i].p99_s = 0.02 * exp(0.5 * 2.326) * (1 + 0.05 * sim_normal(&s));
@@ -759,8 +761,7 @@ test_adaptive_warm_start_from_rollups(void **state)
     assert_int_equal(ev.baseline_ready, 1);
     assert_true(ev.baseline_rate > 0.009 && ev.baseline_rate < 0.011);
     assert_close(ev.baseline_latency_s, 0.02 * exp(0.5 * 2.326), 0.03);
-    assert_int_equal(trip__adaptive_warm_start(a, &cfg, NULL, 3),
-                     TRIP_EINVAL);
+    assert_int_equal(trip__adaptive_warm_start(a, &cfg, NULL, 3), TRIP_EINVAL);
     trip__adaptive_free(a);
 }
 
@@ -776,9 +777,9 @@ test_adaptive_eval_is_nan_without_data(void **state)
     trip_reason r = {0};
     memset(&ev, 0, sizeof ev);
     w.span_ns = TEST_S_;
-    assert_int_equal(trip__adaptive_evaluate(a, &cfg, T0_, &w, &w, &w, 1,
-                                             &ev, &r),
-                     TRIP_RULE_NONE);
+    assert_int_equal(
+        trip__adaptive_evaluate(a, &cfg, T0_, &w, &w, &w, 1, &ev, &r),
+        TRIP_RULE_NONE);
     assert_true(isnan(ev.ewma_failure_rate) && isnan(ev.ewma_latency_s));
     assert_true(isnan(ev.latency_q_s) && isnan(ev.baseline_rate));
     assert_true(isnan(ev.z_rate) && isnan(ev.z_latency));

@@ -18,8 +18,8 @@
 enum { INC_NONE, INC_OUTAGE, INC_BROWNOUT, INC_LATENCY };
 
 typedef struct traffic {
-    double base_fail;  /* healthy failure rate */
-    double busy_rps;   /* weekday 08:00-20:00 */
+    double base_fail; /* healthy failure rate */
+    double busy_rps;  /* weekday 08:00-20:00 */
     int incident;
     int64_t onset_ns;
     uint64_t rng;
@@ -28,8 +28,8 @@ typedef struct traffic {
 typedef struct run {
     trip_clock *clk;
     trip_breaker *b;
-    int trips;              /* transitions to open */
-    int64_t first_trip_ns;  /* wall time of the first trip, -1 if none */
+    int trips;             /* transitions to open */
+    int64_t first_trip_ns; /* wall time of the first trip, -1 if none */
     int first_rule;
     double first_score;
     int64_t evals_after_onset; /* evaluations from onset to the first trip */
@@ -133,9 +133,8 @@ one_call(run *r, int64_t t)
     trip_ticket tk;
     assert_int_equal(trip_clock_set(r->clk, t), TRIP_OK);
     if (trip_allow(r->b, &tk) == TRIP_PASS)
-        trip_record_latency(r->b, &tk,
-                            unif(&tr->rng) < p ? TRIP_FAILURE : TRIP_SUCCESS,
-                            lat);
+        trip_record_latency(
+            r->b, &tk, unif(&tr->rng) < p ? TRIP_FAILURE : TRIP_SUCCESS, lat);
 }
 
 /* Simulate [from, to): Poisson arrivals at the model's rate, one second at
@@ -167,8 +166,7 @@ report(const char *what, const run *r)
     print_message("%s: trips %d, first rule %s score %g at +%.1f s after "
                   "onset (%lld evaluations); evals %lld; max healthy z_rate "
                   "%.2f z_latency %.2f, min tail %.3g\n",
-                  what, r->trips, trip_rule_name(r->first_rule),
-                  r->first_score,
+                  what, r->trips, trip_rule_name(r->first_rule), r->first_score,
                   r->first_trip_ns < 0
                       ? -1.0
                       : (double)(r->first_trip_ns - r->tr.onset_ns) / 1e9,
@@ -350,7 +348,8 @@ test_adaptive_behaviour_default_false_trips(void **state)
         weeks = 1;
     trip_config cfg;
     trip_config_init(&cfg);
-    /* to measure other settings: TRIP_FALSE_TRIP_CONFIG='{"binomial_p":1e-6}' */
+    /* to measure other settings: TRIP_FALSE_TRIP_CONFIG='{"binomial_p":1e-6}'
+     */
     const char *json = getenv("TRIP_FALSE_TRIP_CONFIG");
     if (json != NULL) {
         assert_int_equal(trip_config_from_json(&cfg, json), TRIP_OK);
@@ -364,8 +363,9 @@ test_adaptive_behaviour_default_false_trips(void **state)
             continue;
         int64_t trips = healthy_trips(&cfg, &profiles[i], weeks, 100 + i);
         print_message("defaults, %-22s: %lld false trips in %d weeks "
-                      "(%.2f a week)\n", profiles[i].name, (long long)trips,
-                      weeks, (double)trips / weeks);
+                      "(%.2f a week)\n",
+                      profiles[i].name, (long long)trips, weeks,
+                      (double)trips / weeks);
         if (profiles[i].stress || json != NULL)
             continue;
         total += trips;

@@ -141,12 +141,12 @@ test_adaptive_warm_start_judges_like_online(void **state)
     free(ev);
 
     print_message("baseline online: rate %.5f p99 %.4f s; warm: rate %.5f "
-                  "p99 %.4f s\n", a.base_rate, a.base_lat, b.base_rate,
-                  b.base_lat);
+                  "p99 %.4f s\n",
+                  a.base_rate, a.base_lat, b.base_rate, b.base_lat);
     for (int i = 0; i < a.ntrips || i < b.ntrips; i++)
         print_message("trip %d: online %s at %+.0f s, warm %s at %+.0f s "
-                      "(from 11:00)\n", i,
-                      i < a.ntrips ? trip_rule_name(a.rule[i]) : "-",
+                      "(from 11:00)\n",
+                      i, i < a.ntrips ? trip_rule_name(a.rule[i]) : "-",
                       i < a.ntrips ? (double)(a.trip_ns[i] - brown) / 1e9 : 0,
                       i < b.ntrips ? trip_rule_name(b.rule[i]) : "-",
                       i < b.ntrips ? (double)(b.trip_ns[i] - brown) / 1e9 : 0);

@@ -504,13 +504,12 @@ test_breaker_listeners(void **state)
     call(f, TRIP_SUCCESS, 0.01);
     assert_int_equal(listener_calls[TRIP_EVENT_REJECTION], 1);
     assert_int_equal(trip_breaker_remove_listener(f->b, id), TRIP_OK);
-    assert_int_equal(trip_breaker_remove_listener(f->b, id),
-                     TRIP_ENOTFOUND);
+    assert_int_equal(trip_breaker_remove_listener(f->b, id), TRIP_ENOTFOUND);
     call(f, TRIP_SUCCESS, 0.01);
     assert_int_equal(listener_calls[TRIP_EVENT_REJECTION], 1);
     for (int i = 0; i < 8; i++)
-        assert_int_equal(trip_breaker_add_listener(f->b, listener, NULL,
-                                                   NULL), TRIP_OK);
+        assert_int_equal(trip_breaker_add_listener(f->b, listener, NULL, NULL),
+                         TRIP_OK);
     assert_int_equal(trip_breaker_add_listener(f->b, listener, NULL, NULL),
                      TRIP_ENOSPC);
     destroy(f);
@@ -606,8 +605,8 @@ count_worker(void *arg)
     trip_ticket t;
     for (int i = 0; i < w->n; i++) {
         if (trip_allow(w->b, &t) == TRIP_PASS)
-            trip_record_latency(w->b, &t, i % 10 == 0 ? TRIP_FAILURE
-                                                      : TRIP_SUCCESS, 0.001);
+            trip_record_latency(
+                w->b, &t, i % 10 == 0 ? TRIP_FAILURE : TRIP_SUCCESS, 0.001);
     }
     return NULL;
 }

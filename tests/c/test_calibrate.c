@@ -59,17 +59,16 @@ setup(void **state)
     if (fx.ev == NULL)
         return -1;
     int rc = trip_calibrate(NULL, fx.ev, fx.n, BUDGET_, &fx.chosen, &fx.rep);
-    print_message("calibrated on %zu events over %.3f weeks: z %g, "
-                  "binomial_p %g, factor %g, %u of %u; %lld trips (%.2f a "
-                  "week, fixed rules alone %lld), %lld calls refused, max "
-                  "z rate %.2f latency %.2f, %lld replays\n",
-                  fx.n, fx.rep.weeks, fx.rep.anomaly_z, fx.rep.binomial_p,
-                  fx.rep.latency_baseline_factor, fx.rep.anomaly_k,
-                  fx.rep.anomaly_m, (long long)fx.rep.false_trips,
-                  fx.rep.false_trips_per_week,
-                  (long long)fx.rep.fixed_rule_trips,
-                  (long long)fx.rep.rejected_calls, fx.rep.max_z_rate,
-                  fx.rep.max_z_latency, (long long)fx.rep.candidates);
+    print_message(
+        "calibrated on %zu events over %.3f weeks: z %g, "
+        "binomial_p %g, factor %g, %u of %u; %lld trips (%.2f a "
+        "week, fixed rules alone %lld), %lld calls refused, max "
+        "z rate %.2f latency %.2f, %lld replays\n",
+        fx.n, fx.rep.weeks, fx.rep.anomaly_z, fx.rep.binomial_p,
+        fx.rep.latency_baseline_factor, fx.rep.anomaly_k, fx.rep.anomaly_m,
+        (long long)fx.rep.false_trips, fx.rep.false_trips_per_week,
+        (long long)fx.rep.fixed_rule_trips, (long long)fx.rep.rejected_calls,
+        fx.rep.max_z_rate, fx.rep.max_z_latency, (long long)fx.rep.candidates);
     return rc == TRIP_OK ? 0 : -1;
 }
 
@@ -86,8 +85,10 @@ test_calibrate_meets_budget(void **state)
 {
     (void)state;
     int64_t allowed = (int64_t)(BUDGET_ * fx.rep.weeks);
-    assert_close(fx.rep.weeks, (double)(fx.ev[fx.n - 1].wall_ns -
-                                        fx.ev[0].wall_ns) / SIM_WEEK_, 1e-12);
+    assert_close(fx.rep.weeks,
+                 (double)(fx.ev[fx.n - 1].wall_ns - fx.ev[0].wall_ns) /
+                     SIM_WEEK_,
+                 1e-12);
     assert_true(fx.rep.false_trips <= allowed);
     assert_close(fx.rep.false_trips_per_week,
                  (double)fx.rep.false_trips / fx.rep.weeks, 1e-12);
@@ -161,8 +162,7 @@ check_incident(int kind, double factor, int hour, int max_s)
             hit = &r->transitions[i];
     assert_non_null(hit);
     print_message("incident %d x%g at %02d:00 caught after %.1f s by %s\n",
-                  kind, factor, hour,
-                  (double)(hit->wall_ns - t.onset_ns) / 1e9,
+                  kind, factor, hour, (double)(hit->wall_ns - t.onset_ns) / 1e9,
                   trip_rule_name(hit->rule));
     assert_true(hit->wall_ns - t.onset_ns <= max_s * SIM_S_);
     trip_replay_result_free(r);

@@ -29,18 +29,30 @@ test_config_validation_names_the_field(void **state)
         const char *field;
         double value;
     } bad[] = {
-        {"window_kind", 7},        {"bucket_ns", 0},
-        {"window_buckets", 0},     {"window_calls", 0},
-        {"failure_rate", 1.5},     {"failure_rate", -0.1},
-        {"slow_call_rate", 2},     {"slow_call_ns", 0},
-        {"latency_quantile", 0},   {"latency_baseline_factor", 0.5},
-        {"ewma_half_life_s", 0},   {"seasonality", 9},
-        {"anomaly_z", 0},          {"anomaly_k", 9},
-        {"anomaly_m", 0},          {"binomial_overdispersion", 0.5},
-        {"open_ns", 0},            {"backoff_multiplier", 0.5},
-        {"jitter", 0.9},           {"half_open_probes", 0},
-        {"half_open_successes", 0}, {"ramp_start_fraction", 0},
-        {"adaptive", 2},           {"long_window_buckets", 1},
+        {"window_kind", 7},
+        {"bucket_ns", 0},
+        {"window_buckets", 0},
+        {"window_calls", 0},
+        {"failure_rate", 1.5},
+        {"failure_rate", -0.1},
+        {"slow_call_rate", 2},
+        {"slow_call_ns", 0},
+        {"latency_quantile", 0},
+        {"latency_baseline_factor", 0.5},
+        {"ewma_half_life_s", 0},
+        {"seasonality", 9},
+        {"anomaly_z", 0},
+        {"anomaly_k", 9},
+        {"anomaly_m", 0},
+        {"binomial_overdispersion", 0.5},
+        {"open_ns", 0},
+        {"backoff_multiplier", 0.5},
+        {"jitter", 0.9},
+        {"half_open_probes", 0},
+        {"half_open_successes", 0},
+        {"ramp_start_fraction", 0},
+        {"adaptive", 2},
+        {"long_window_buckets", 1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         trip_config c;
@@ -68,11 +80,9 @@ test_config_nan_is_refused(void **state)
     assert_int_equal(trip_config_validate(&c, NULL, 0), TRIP_EINVAL);
     trip_config_init(&c);
     assert_int_equal(trip_config_set(&c, "failure_rate", NAN), TRIP_ERANGE);
-    assert_int_equal(trip_config_set(&c, "window_buckets", 2.5),
-                     TRIP_ERANGE);
+    assert_int_equal(trip_config_set(&c, "window_buckets", 2.5), TRIP_ERANGE);
     assert_int_equal(trip_config_set(&c, "window_buckets", -1), TRIP_ERANGE);
-    assert_int_equal(trip_config_set(&c, "no_such_option", 1),
-                     TRIP_ENOTFOUND);
+    assert_int_equal(trip_config_set(&c, "no_such_option", 1), TRIP_ENOTFOUND);
     assert_non_null(strstr(trip_errmsg(), "no_such_option"));
 }
 
@@ -149,8 +159,7 @@ test_config_status_strings(void **state)
     assert_string_equal(trip_strerror(TRIP_OK), "success");
     assert_string_equal(trip_status_name(TRIP_EINVAL), "TRIP_EINVAL");
     assert_string_equal(trip_strerror(-999), "unknown status");
-    assert_string_equal(trip_rule_name(TRIP_RULE_FAILURE_RATE),
-                        "failure_rate");
+    assert_string_equal(trip_rule_name(TRIP_RULE_FAILURE_RATE), "failure_rate");
     assert_string_equal(trip_rule_name(99), "unknown");
     assert_string_equal(trip_state_name(TRIP_HALF_OPEN), "half_open");
     assert_string_equal(trip_outcome_name(TRIP_TIMEOUT), "timeout");

@@ -58,8 +58,7 @@ run_detect(int log_transform)
     double *sd = malloc(s.n * sizeof *sd);
     uint8_t *flags = malloc(s.n);
     assert_true(z && m && sd && flags);
-    assert_int_equal(trip_detect(&o, s.t, s.v, s.n, z, flags, m, sd),
-                     TRIP_OK);
+    assert_int_equal(trip_detect(&o, s.t, s.v, s.n, z, flags, m, sd), TRIP_OK);
     int segments = 0, false_flags = 0;
     for (size_t i = 0; i < s.n; i++) {
         if (s.label[i] && (i == 0 || !s.label[i - 1])) {
@@ -118,8 +117,7 @@ test_detect_null_outputs_and_nan_values(void **state)
     assert_int_equal(flags[50], 0);
     assert_int_equal(flags[91], 0);
     assert_int_equal(flags[92], 1);
-    assert_int_equal(trip_detect(&o, t, v, 0, NULL, NULL, NULL, NULL),
-                     TRIP_OK);
+    assert_int_equal(trip_detect(&o, t, v, 0, NULL, NULL, NULL, NULL), TRIP_OK);
 }
 
 static void

@@ -285,7 +285,8 @@ test_extras_dependencies(void **state)
     assert_int_equal(s.state, TRIP_OPEN);
     assert_int_equal(s.last_trip.rule, TRIP_RULE_DEPENDENCY);
     trip_registry_health_json(r, &json);
-    assert_non_null(strstr(json, "\"needs\":[\"cache\"],\"root_cause\":\"db\""));
+    assert_non_null(
+        strstr(json, "\"needs\":[\"cache\"],\"root_cause\":\"db\""));
     trip_string_free(json);
     /* coordinated recovery: api and cache wait for db */
     trip_clock_advance(clk, 10 * TEST_S_);
@@ -335,10 +336,10 @@ test_extras_weighted_errors(void **state)
      * plain rate 0.3 would not */
     for (int i = 0; i < 10; i++) {
         assert_int_equal(trip_allow(b, &t), TRIP_PASS);
-        assert_int_equal(trip_record_weighted(b, &t,
-                                              i < 3 ? TRIP_FAILURE
-                                                    : TRIP_SUCCESS,
-                                              0.01, 2.0), TRIP_OK);
+        assert_int_equal(
+            trip_record_weighted(b, &t, i < 3 ? TRIP_FAILURE : TRIP_SUCCESS,
+                                 0.01, 2.0),
+            TRIP_OK);
     }
     trip_clock_advance(clk, TEST_S_);
     call_p(b, TRIP_IGNORED, 0);
@@ -368,8 +369,8 @@ test_extras_health_signal_threshold(void **state)
     plain(&c);
     trip_breaker *b = make("signals", &c);
     int cpu, pool;
-    assert_int_equal(trip_breaker_add_signal(b, "cpu", 0.9, 0, 5 * TEST_S_,
-                                             &cpu), TRIP_OK);
+    assert_int_equal(
+        trip_breaker_add_signal(b, "cpu", 0.9, 0, 5 * TEST_S_, &cpu), TRIP_OK);
     assert_int_equal(trip_breaker_add_signal(b, "cpu", 0.9, 0, 0, &pool),
                      TRIP_EEXIST);
     assert_int_equal(trip_breaker_add_signal(b, "pool", NAN, 0, 0, &pool),
@@ -413,8 +414,9 @@ test_extras_health_signal_baseline(void **state)
     plain(&c);
     trip_breaker *b = make("queue", &c);
     int q;
-    assert_int_equal(trip_breaker_add_signal(b, "queue_depth", NAN, 6.0,
-                                             2 * TEST_S_, &q), TRIP_OK);
+    assert_int_equal(
+        trip_breaker_add_signal(b, "queue_depth", NAN, 6.0, 2 * TEST_S_, &q),
+        TRIP_OK);
     /* learn: depth 100 +- 10 for 100 s */
     for (int i = 0; i < 100; i++) {
         trip_breaker_signal(b, q, 100 + (i % 5 - 2) * 5);
@@ -454,8 +456,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_extras_tier_defaults, teardown),
-        cmocka_unit_test_teardown(test_extras_limiter_rate_and_burst,
-                                  teardown),
+        cmocka_unit_test_teardown(test_extras_limiter_rate_and_burst, teardown),
         cmocka_unit_test_teardown(
             test_extras_adaptive_limiter_lowers_and_restores, teardown),
         cmocka_unit_test_teardown(test_extras_ramp_sheds_low_priority_first,
@@ -469,8 +470,7 @@ main(void)
         cmocka_unit_test_teardown(test_extras_weighted_errors, teardown),
         cmocka_unit_test_teardown(test_extras_health_signal_threshold,
                                   teardown),
-        cmocka_unit_test_teardown(test_extras_health_signal_baseline,
-                                  teardown),
+        cmocka_unit_test_teardown(test_extras_health_signal_baseline, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,9 +110,12 @@ test_ops_labels_exist(void **state)
 {
     (void)state;
     char *text = exposition();
-    const char *labels[] = {"breaker=\"payments\"", "result=\"rejected\"",
-                            "rule=\"consecutive_failures\"", "to=\"open\"",
-                            "signal=\"cpu\"", "le=\"+Inf\""};
+    const char *labels[] = {"breaker=\"payments\"",
+                            "result=\"rejected\"",
+                            "rule=\"consecutive_failures\"",
+                            "to=\"open\"",
+                            "signal=\"cpu\"",
+                            "le=\"+Inf\""};
     for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
         if (strstr(text, labels[i]) == NULL)
             fail_msg("label %s missing from:\n%s", labels[i], text);

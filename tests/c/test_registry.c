@@ -23,10 +23,10 @@ test_registry_get_or_create_and_lookup(void **state)
     trip_registry *r;
     trip_breaker *a, *a2, *b, *found;
     assert_int_equal(trip_registry_new(&r), TRIP_OK);
-    assert_int_equal(trip_registry_get_or_create(r, "payments", NULL, NULL,
-                                                 &a), TRIP_OK);
-    assert_int_equal(trip_registry_get_or_create(r, "payments", NULL, NULL,
-                                                 &a2), TRIP_OK);
+    assert_int_equal(trip_registry_get_or_create(r, "payments", NULL, NULL, &a),
+                     TRIP_OK);
+    assert_int_equal(
+        trip_registry_get_or_create(r, "payments", NULL, NULL, &a2), TRIP_OK);
     assert_ptr_equal(a, a2);
     assert_int_equal(trip_registry_get_or_create(r, "search", NULL, NULL, &b),
                      TRIP_OK);

@@ -32,9 +32,9 @@ make_events(size_t n)
         double u = uniform();
         e[i].wall_ns = t;
         e[i].latency_s = lat;
-        e[i].outcome = u < p_fail ? TRIP_FAILURE
-                                  : (u < p_fail + 0.002 ? TRIP_TIMEOUT
-                                                        : TRIP_SUCCESS);
+        e[i].outcome = u < p_fail
+                           ? TRIP_FAILURE
+                           : (u < p_fail + 0.002 ? TRIP_TIMEOUT : TRIP_SUCCESS);
         e[i].priority = (int)(uniform() * 256);
     }
     return e;
@@ -64,10 +64,15 @@ live_transition(int kind, const trip_transition *t, void *user)
     live_log *l = user;
     if (kind != TRIP_EVENT_TRANSITION || l->n_rows == 4096)
         return;
-    l->rows[l->n_rows++] = (trip_transition_row){
-        t->reason.wall_ns, 0, t->from, t->to, t->reason.rule,
-        t->reason.score, t->reason.threshold, t->reason.baseline,
-        t->reason.samples};
+    l->rows[l->n_rows++] = (trip_transition_row){t->reason.wall_ns,
+                                                 0,
+                                                 t->from,
+                                                 t->to,
+                                                 t->reason.rule,
+                                                 t->reason.score,
+                                                 t->reason.threshold,
+                                                 t->reason.baseline,
+                                                 t->reason.samples};
 }
 
 /* The live breaker may write a history: that must not change a decision. */

@@ -41,8 +41,7 @@ env_new(const char *path, const trip_store_opts *o, const trip_config *cfg)
     assert_int_equal(trip_clock_manual_new(T0_, WALL0_ - T0_, &e->clk),
                      TRIP_OK);
     assert_int_equal(trip_store_open(path, o, &e->s), TRIP_OK);
-    assert_int_equal(trip_breaker_new("payments", cfg, e->clk, &e->b),
-                     TRIP_OK);
+    assert_int_equal(trip_breaker_new("payments", cfg, e->clk, &e->b), TRIP_OK);
     assert_int_equal(trip_breaker_attach(e->b, e->s), TRIP_OK);
     return e;
 }
@@ -89,9 +88,9 @@ test_store_round_trip_every_field(void **state)
         trip_ticket t;
         assert_int_equal(trip_allow(e->b, &t), TRIP_PASS);
         double w = outs[i % 4] == TRIP_FAILURE ? 2.5 : 1.0;
-        assert_int_equal(trip_record_weighted(e->b, &t, outs[i % 4],
-                                              0.001 * (i + 1), w),
-                         TRIP_OK);
+        assert_int_equal(
+            trip_record_weighted(e->b, &t, outs[i % 4], 0.001 * (i + 1), w),
+            TRIP_OK);
     }
     assert_int_equal(trip_store_flush(e->s), TRIP_OK);
     int id = -1;
@@ -103,9 +102,9 @@ test_store_round_trip_every_field(void **state)
     trip_outcome_row rows[64];
     size_t n = 0;
     int more = 1;
-    assert_int_equal(trip_store_read_outcomes(e->s, id, 0, INT64_MAX, rows,
-                                              64, &n, &more),
-                     TRIP_OK);
+    assert_int_equal(
+        trip_store_read_outcomes(e->s, id, 0, INT64_MAX, rows, 64, &n, &more),
+        TRIP_OK);
     assert_int_equal(n, 40);
     assert_int_equal(more, 0);
     for (int i = 0; i < 40; i++) {
@@ -116,7 +115,7 @@ test_store_round_trip_every_field(void **state)
         assert_int_equal(rows[i].decision, TRIP_PASS);
         assert_int_equal(rows[i].breaker_id, id);
         assert_int_equal(rows[i].slow, 0);
-        double w = outs[i % 4] == TRIP_FAILURE ? 2.5
+        double w = outs[i % 4] == TRIP_FAILURE   ? 2.5
                    : outs[i % 4] == TRIP_TIMEOUT ? 1.0
                                                  : 0.0;
         assert_close(rows[i].weight, w, 1e-6);
@@ -161,9 +160,9 @@ test_store_rollups_exact_and_transitions(void **state)
     trip_rollup_row r[16];
     size_t n = 0;
     int more = 0;
-    assert_int_equal(trip_store_read_rollups(e->s, -1, 0, INT64_MAX, r, 16,
-                                             &n, &more),
-                     TRIP_OK);
+    assert_int_equal(
+        trip_store_read_rollups(e->s, -1, 0, INT64_MAX, r, 16, &n, &more),
+        TRIP_OK);
     assert_true(n >= 3);
     int64_t sc = 0, sf = 0, ss = 0, sr = 0;
     for (size_t i = 0; i < n; i++) {
@@ -187,9 +186,9 @@ test_store_rollups_exact_and_transitions(void **state)
     trip_store_status_get(e->s, &st);
     assert_int_equal(st.sampled_out + st.accepted, calls);
     trip_transition_row tr[16];
-    assert_int_equal(trip_store_read_transitions(e->s, -1, 0, INT64_MAX, tr,
-                                                 16, &n, &more),
-                     TRIP_OK);
+    assert_int_equal(
+        trip_store_read_transitions(e->s, -1, 0, INT64_MAX, tr, 16, &n, &more),
+        TRIP_OK);
     assert_true(n >= 3); /* closed->open->half-open->closed */
     assert_int_equal(tr[0].from, TRIP_CLOSED);
     assert_int_equal(tr[0].to, TRIP_OPEN);
@@ -229,9 +228,9 @@ test_store_paging_never_splits_a_timestamp(void **state)
     }
     assert_int_equal(total, 50);
     trip_outcome_row small[3];
-    assert_int_equal(trip_store_read_outcomes(e->s, -1, 0, INT64_MAX, small,
-                                              3, &n, &more),
-                     TRIP_ERANGE);
+    assert_int_equal(
+        trip_store_read_outcomes(e->s, -1, 0, INT64_MAX, small, 3, &n, &more),
+        TRIP_ERANGE);
     assert_non_null(strstr(trip_errmsg(), "share one timestamp"));
     env_free(e);
 }
@@ -274,7 +273,8 @@ test_store_retention_relative_to_newest(void **state)
     /* a day's ten calls span two or three minutes; days 1..5 remain */
     assert_true(n >= 8 && n <= 15);
     for (size_t i = 0; i < n; i++)
-        assert_true(rr[i].minute_ns >= newest - 4 * 86400 * TEST_S_ - 60 * TEST_S_);
+        assert_true(rr[i].minute_ns >=
+                    newest - 4 * 86400 * TEST_S_ - 60 * TEST_S_);
     assert_true(rr[0].minute_ns > WALL0_ + 86400 * TEST_S_ / 2);
     env_free(e);
     unlink(path);
@@ -432,8 +432,7 @@ test_store_bad_input(void **state)
                      TRIP_EINVAL);
     assert_int_equal(trip_store_read_outcomes(s, -1, 0, 5, r, 0, &n, &more),
                      TRIP_EINVAL);
-    assert_int_equal(trip_store_read_outcomes(NULL, -1, 0, 5, r, 2, &n,
-                                              &more),
+    assert_int_equal(trip_store_read_outcomes(NULL, -1, 0, 5, r, 2, &n, &more),
                      TRIP_EINVAL);
     assert_int_equal(trip_store_read_outcomes(s, -5, 0, 5, r, 2, &n, &more),
                      TRIP_EINVAL);
@@ -578,8 +577,7 @@ test_store_deleted_file_is_recreated(void **state)
     test_db_path(path, sizeof path, "deleted"); /* unlinks the three files */
     for (int i = 0; i < 50; i++) {
         trip_clock_advance(e->clk, 10 * TEST_MS_);
-        assert_int_equal(call(e, TRIP_FAILURE, 0.002) == TRIP_PASS ||
-                             i >= 5,
+        assert_int_equal(call(e, TRIP_FAILURE, 0.002) == TRIP_PASS || i >= 5,
                          1);
     }
     assert_int_equal(trip_store_flush(e->s), TRIP_OK);
@@ -594,12 +592,10 @@ test_store_deleted_file_is_recreated(void **state)
     int id = -1;
     assert_int_equal(trip_store_breaker_id(e->s, "payments", &id), TRIP_OK);
     int64_t n = 0;
-    assert_int_equal(trip_store_count(e->s, 0, id, 0, INT64_MAX, &n),
-                     TRIP_OK);
+    assert_int_equal(trip_store_count(e->s, 0, id, 0, INT64_MAX, &n), TRIP_OK);
     assert_int_equal(n, st.written - 100);
     assert_true(n >= 5);
-    assert_int_equal(trip_store_count(e->s, 2, id, 0, INT64_MAX, &n),
-                     TRIP_OK);
+    assert_int_equal(trip_store_count(e->s, 2, id, 0, INT64_MAX, &n), TRIP_OK);
     assert_true(n >= 1); /* the trip after the deletion */
     env_free(e);
     unlink(path);
@@ -619,7 +615,7 @@ test_store_sampling_keeps_failures_and_slow_calls(void **state)
     int64_t keep = 0;
     for (int i = 0; i < 1000; i++) {
         trip_clock_advance(e->clk, 50 * TEST_MS_);
-        int out = i % 13 == 0 ? TRIP_FAILURE
+        int out = i % 13 == 0   ? TRIP_FAILURE
                   : i % 17 == 0 ? TRIP_TIMEOUT
                   : i % 19 == 0 ? TRIP_IGNORED
                                 : TRIP_SUCCESS;

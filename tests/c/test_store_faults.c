@@ -8,21 +8,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "test_util.h"
 #include "test_files.h"
+#include "test_util.h"
 #include "tripsense/tripsense.h"
 
 /* ---- the shim ------------------------------------------------------- */
 
 enum { F_WRITE, F_SYNC, F_LOCK, F_FULL, F_KINDS };
-static const char *const kind_name[F_KINDS] = {"write", "sync", "lock",
-                                               "full"};
+static const char *const kind_name[F_KINDS] = {"write", "sync", "lock", "full"};
 
 static struct {
     int kind;
-    long arm_at; /* fail the op with this number (1-based); 0 = off */
-    long count;  /* ops of the kind seen since arming */
-    long fails;  /* faults injected */
+    long arm_at;   /* fail the op with this number (1-based); 0 = off */
+    long count;    /* ops of the kind seen since arming */
+    long fails;    /* faults injected */
     long full_for; /* F_FULL: fail this many writes from arm_at on */
 } fault;
 
@@ -155,14 +154,13 @@ f_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
 }
 
 static const sqlite3_io_methods f_methods = {
-    3,          f_close,    f_read,     f_write,      f_truncate,
-    f_sync,     f_size,     f_lock,     f_unlock,     f_reserved,
-    f_fcntl,    f_sector,   f_devchar,  f_shmmap,     f_shmlock,
-    f_shmbarrier, f_shmunmap, f_fetch, f_unfetch};
+    3,         f_close,  f_read,    f_write,      f_truncate, f_sync,
+    f_size,    f_lock,   f_unlock,  f_reserved,   f_fcntl,    f_sector,
+    f_devchar, f_shmmap, f_shmlock, f_shmbarrier, f_shmunmap, f_fetch,
+    f_unfetch};
 
 static int
-f_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags,
-       int *out)
+f_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
 {
     (void)v;
     ffile *ff = (ffile *)f;
@@ -204,19 +202,20 @@ check_file(const char *path, int64_t written, int64_t transitions)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st,
-                                        NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
+        SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
     sqlite3_finalize(st);
-    sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM outcomes), "
-                       "(SELECT count(*) FROM transitions)", -1, &st, NULL);
+    sqlite3_prepare_v2(db,
+                       "SELECT (SELECT count(*) FROM outcomes), "
+                       "(SELECT count(*) FROM transitions)",
+                       -1, &st, NULL);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     if (sqlite3_column_int64(st, 0) != written)
         print_error("outcome rows %lld, written %lld\n",
-                    (long long)sqlite3_column_int64(st, 0),
-                    (long long)written);
+                    (long long)sqlite3_column_int64(st, 0), (long long)written);
     assert_int_equal(sqlite3_column_int64(st, 0), written);
     assert_int_equal(sqlite3_column_int64(st, 1), transitions);
     sqlite3_finalize(st);
@@ -260,10 +259,10 @@ run_once(const char *path, int kind, long arm_at)
         assert_true(d == TRIP_PASS || d == TRIP_REJECTED);
         int bad = (i / 500) % 2 == 1 && i % 500 < 40;
         if (d == TRIP_PASS)
-            assert_int_equal(trip_record_latency(b, &t, bad ? TRIP_FAILURE
-                                                            : TRIP_SUCCESS,
-                                                 0.003),
-                             TRIP_OK);
+            assert_int_equal(
+                trip_record_latency(b, &t, bad ? TRIP_FAILURE : TRIP_SUCCESS,
+                                    0.003),
+                TRIP_OK);
         if (i % 300 == 0)
             trip_store_flush(s); /* interleave commits with the faults */
     }

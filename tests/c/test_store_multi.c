@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "test_util.h"
 #include "test_files.h"
+#include "test_util.h"
 #include "tripsense/tripsense.h"
 
 #define WALL0_ (1767225600LL * TEST_S_)
@@ -109,9 +109,8 @@ test_store_multi_processes_one_file(void **state)
         trip_store *r = NULL;
         if (trip_store_open(path, &ro, &r) == TRIP_OK) {
             int64_t n = 0;
-            assert_int_equal(trip_store_count(r, 0, -1, INT64_MIN, INT64_MAX,
-                                              &n),
-                             TRIP_OK);
+            assert_int_equal(
+                trip_store_count(r, 0, -1, INT64_MIN, INT64_MAX, &n), TRIP_OK);
             assert_true(n >= last);
             last = n;
             reads++;

@@ -14,7 +14,8 @@
 
 /* cmocka 1.1.5 has no double assert: compare with a relative tolerance
  * (absolute below 1e-300), NaN equal to NaN. */
-#define assert_close(a, b, rel) assert_close_((a), (b), (rel), __FILE__, __LINE__)
+#define assert_close(a, b, rel)                                                \
+    assert_close_((a), (b), (rel), __FILE__, __LINE__)
 static inline void
 assert_close_(double a, double b, double rel, const char *file, int line)
 {

@@ -19,18 +19,18 @@
 enum { SIM_NONE, SIM_OUTAGE, SIM_BROWNOUT, SIM_LATENCY };
 
 typedef struct sim_traffic {
-    double busy_rps;      /* weekdays 08:00-20:00 */
-    double evening_rps;   /* 06:00-08:00 and 20:00-24:00 */
-    double night_rps;     /* 00:00-06:00 */
-    double weekend;       /* factor on busy_rps on Saturday and Sunday */
-    double fail;          /* mean failure rate */
-    double fail_disp;     /* sd of log of a per-minute rate multiplier */
-    double lat_med_s;     /* median latency */
-    double lat_sigma;     /* sd of log latency within a minute */
-    double lat_disp;      /* sd of log of a per-minute median multiplier */
-    int incident;         /* SIM_* from onset_ns to end_ns */
+    double busy_rps;    /* weekdays 08:00-20:00 */
+    double evening_rps; /* 06:00-08:00 and 20:00-24:00 */
+    double night_rps;   /* 00:00-06:00 */
+    double weekend;     /* factor on busy_rps on Saturday and Sunday */
+    double fail;        /* mean failure rate */
+    double fail_disp;   /* sd of log of a per-minute rate multiplier */
+    double lat_med_s;   /* median latency */
+    double lat_sigma;   /* sd of log latency within a minute */
+    double lat_disp;    /* sd of log of a per-minute median multiplier */
+    int incident;       /* SIM_* from onset_ns to end_ns */
     int64_t onset_ns, end_ns;
-    double factor;        /* brownout: failure rate x; latency: median x */
+    double factor; /* brownout: failure rate x; latency: median x */
     uint64_t rng;
     /* per-minute state */
     int64_t minute;
@@ -41,8 +41,9 @@ typedef struct sim_traffic {
 static inline sim_traffic
 sim_default(uint64_t seed)
 {
-    sim_traffic t = {10.0, 2.0, 0.2, 0.3, 0.008, 0.4, 0.020, 0.5, 0.1,
-                     SIM_NONE, INT64_MAX, INT64_MAX, 1.0, seed, -1, 1, 1};
+    sim_traffic t = {10.0,  2.0,  0.2, 0.3,      0.008,     0.4,
+                     0.020, 0.5,  0.1, SIM_NONE, INT64_MAX, INT64_MAX,
+                     1.0,   seed, -1,  1,        1};
     return t;
 }
 
@@ -97,7 +98,8 @@ sim_call(sim_traffic *t, int64_t wall, trip_event *e)
         p *= t->factor;
     if (inc == SIM_OUTAGE)
         p = 1.0;
-    double med = t->lat_med_s * t->lat_mult * (inc == SIM_LATENCY ? t->factor : 1);
+    double med =
+        t->lat_med_s * t->lat_mult * (inc == SIM_LATENCY ? t->factor : 1);
     e->wall_ns = wall;
     e->latency_s = med * exp(t->lat_sigma * sim_normal(&t->rng));
     e->outcome = sim_unif(&t->rng) < p ? TRIP_FAILURE : TRIP_SUCCESS;
