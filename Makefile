@@ -168,6 +168,10 @@ bench: deps
 	    [ -f "$$b" ] && [ -x "$$b" ] || continue; \
 	    echo "== $$b"; "$$b"; echo; \
 	done
+	@$(SUB_MAKE) venv
+	@# pybreaker is the peer measured in the same run, for the bench only
+	$(VENV)/bin/pip install -q pybreaker
+	$(VENV)/bin/python bench/bench_python.py
 
 # --- demo ----------------------------------------------------------------------
 

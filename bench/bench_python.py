@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Python bindings benchmark (issue 6), run by ``make bench``.
+
+Measures, in one run, per call in this thread's CPU time (best of 5, so
+that other jobs on a shared machine do not count): a plain ``f()``, the
+decorator, ``call()`` and ``with`` on the closed path, the rejected path,
+pybreaker's decorator and rejected path on the same function when pybreaker
+is installed (``make bench`` installs it into the venv for this only), 4
+threads against 1, History of one million outcomes into a DataFrame, and
+replay of ten million events from Python against the C call it makes.
+"""
+import os
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+import tripsense
+from tripsense._lowlevel import ffi, lib
+
+
+def per_call(fn, n=200_000, reps=5):
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.thread_time_ns()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.thread_time_ns() - t0) / n)
+    return best
+
+
+def f():
+    return 1
+
+
+def closed_paths():
+    b = tripsense.Breaker("bench", consecutive_failures=0, failure_rate=0,
+                          adaptive=False)
+    g = b(f)
+
+    def with_block():
+        with b:
+            f()
+
+    plain = per_call(f)
+    rows = [("plain f()", plain), ("decorator", per_call(g)),
+            ("call()", per_call(lambda: b.call(f))),
+            ("with", per_call(with_block))]
+    b.force_open()
+
+    def rejected():
+        try:
+            g()
+        except tripsense.CircuitOpenError:
+            pass
+
+    rows.append(("rejected (decorator, raises)", per_call(rejected, 50_000)))
+    return plain, rows
+
+
+def pybreaker_paths():
+    try:
+        import pybreaker
+    except ImportError:
+        return None
+    pb = pybreaker.CircuitBreaker(fail_max=10**9)
+    closed = per_call(pb(f))
+    pb2 = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=1e9)
+    g2 = pb2(f)
+    pb2.open()
+
+    def rejected():
+        try:
+            g2()
+        except pybreaker.CircuitBreakerError:
+            pass
+
+    return closed, per_call(rejected, 50_000)
+
+
+def threads_ratio(n_threads=4, n=100_000):
+    """Wall time per call with n threads against one, for tripsense and
+    for a plain call (what the GIL alone imposes)."""
+    b = tripsense.Breaker("threads", consecutive_failures=0, failure_rate=0,
+                          adaptive=False)
+    g = b(f)
+
+    def wall(fn, k):
+        def work():
+            for _ in range(n):
+                fn()
+        ts = [threading.Thread(target=work) for _ in range(k)]
+        t0 = time.perf_counter()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return (time.perf_counter() - t0) / (n * k)
+
+    return (wall(g, n_threads) / wall(g, 1), wall(f, n_threads) / wall(f, 1))
+
+
+def history_read(path, rows=1_000_000):
+    clock = tripsense.ManualClock(start_ns=1_795_392_000 * 10**9)
+    store = tripsense.Store(path, ring_capacity=1 << 20)
+    b = tripsense.Breaker("big", clock=clock, history=store,
+                          consecutive_failures=0, failure_rate=0,
+                          adaptive=False)
+    ok = lambda: None  # noqa: E731
+    for _ in range(rows):
+        clock.advance_ns(1_000_000)
+        b.call(ok)
+    store.flush()
+    b.close()
+    store.close()
+    h = tripsense.History(path)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        df = h.outcomes()
+        best = min(best, time.perf_counter() - t0)
+    h.close()
+    return len(df), best
+
+
+def replay_ratio(n=10_000_000):
+    rng = np.random.default_rng(1)
+    t = 1_795_392_000 * 10**9 + np.cumsum(rng.integers(1, 3, n)) * 100_000
+    outcome = (rng.random(n) < 0.02).astype(np.int32)
+    lat = rng.lognormal(np.log(0.02), 0.3, n)
+    cfg = ffi.new("trip_config *")
+    lib.trip_config_init(cfg)
+    out = ffi.new("trip_replay_result **")
+    c0 = time.thread_time()
+    rc = lib.trip_replay_arrays(cfg, ffi.from_buffer("int64_t[]", t),
+                                ffi.from_buffer("double[]", lat),
+                                ffi.from_buffer("int32_t[]", outcome),
+                                ffi.NULL, n, out)
+    c_s = time.thread_time() - c0
+    assert rc == 0, rc
+    lib.trip_replay_result_free(out[0])
+    p0 = time.thread_time()
+    tripsense.replay({"time": t, "outcome": outcome, "latency_s": lat})
+    py_s = time.thread_time() - p0
+    return n / c_s, n / py_s
+
+
+def main():
+    print(f"# bench_python: tripsense {tripsense.__version__}, Python "
+          f"{sys.version.split()[0]}, numpy {np.__version__}")
+    plain, rows = closed_paths()
+    pb = pybreaker_paths()
+    for name, ns in rows:
+        print(f"{name:34s} {ns:8.0f} ns/call  {ns / plain:6.1f}x plain")
+    if pb is None:
+        print("pybreaker not installed: no peer comparison")
+    else:
+        dec = dict(rows)["decorator"]
+        rej = dict(rows)["rejected (decorator, raises)"]
+        print(f"{'pybreaker decorator':34s} {pb[0]:8.0f} ns/call  tripsense "
+              f"= {dec / pb[0]:.2f}x pybreaker (target <= 0.33x)")
+        print(f"{'pybreaker rejected':34s} {pb[1]:8.0f} ns/call  tripsense "
+              f"= {rej / pb[1]:.2f}x pybreaker (target <= 0.33x)")
+    tr, plain_tr = threads_ratio()
+    print(f"4 threads / 1 thread per call      tripsense {tr:.2f}x, plain "
+          f"call {plain_tr:.2f}x (the GIL's share)")
+    with tempfile.TemporaryDirectory() as d:
+        n, s = history_read(os.path.join(d, "h.db"))
+    print(f"History.outcomes() of {n:,} rows     {s:.3f} s wall, best of 3 "
+          f"(target <= 1 s)")
+    c_rate, py_rate = replay_ratio()
+    print(f"replay of 10M events               C {c_rate / 1e6:.2f} M/s, from "
+          f"Python {py_rate / 1e6:.2f} M/s = {py_rate / c_rate:.2f}x "
+          f"(target >= 0.5x)")
+
+
+if __name__ == "__main__":
+    main()
