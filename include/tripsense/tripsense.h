@@ -7,12 +7,12 @@
 #define TRIP_VERSION_MINOR 1
 #define TRIP_VERSION_PATCH 0
 
-#include "breaker.h"
+#include "status.h"
 #include "clock.h"
 #include "config.h"
+#include "breaker.h"
 #include "registry.h"
-#include "replay.h"
-#include "status.h"
 #include "store.h"
+#include "replay.h"
 
 #endif /* TRIPSENSE_TRIPSENSE_H */
