@@ -114,6 +114,11 @@ trip__transition_locked(trip_breaker *b, int to, int mode, const trip_reason *r,
     reason.wall_ns = now + atomic_load(&b->wall_offset_ns);
     if (to == TRIP_OPEN)
         b->last_trip = reason;
+    /* under a forced or disabled mode the machine may still move while
+     * what callers see stays put: count and announce only visible changes
+     * (the shadow machine of metrics-only mode is announced as documented) */
+    if (from == eff && eff != TRIP_METRICS_ONLY)
+        return;
     b->transitions++;
     if (from < 7 && eff < 7 && reason.rule >= 0 &&
         reason.rule < TRIP_RULE_COUNT_)
