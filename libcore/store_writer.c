@@ -2,7 +2,6 @@
 /* The writer thread: drains the ring and the row queue into batched SQLite
  * transactions, retries on failure without blocking anyone, and applies
  * retention. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
