@@ -82,8 +82,21 @@ class CircuitOpenError(TripsenseError):
     score, threshold : float
         The last trip's observed value and the limit it crossed.
     retry_after : float
-        Seconds until the breaker will probe again (0 if unknown or now).
+        Seconds until the breaker will probe again (0 if unknown or now),
+        counted from when an attribute or the message is first read.
+
+    Notes
+    -----
+    A breaker raises this on its rejected path, which must stay cheap: it
+    keeps the raw decision and builds the attributes and the message only
+    when one of them is first read, once.
     """
+
+    status = 0
+    status_name = ""
+    # _v: (state, decision, reason, retry_after, score, threshold) once
+    # known; _src: (breaker, state code, decision code, reason cache) until
+    __slots__ = ("_v", "_src")
 
     def __init__(
         self,
@@ -95,38 +108,77 @@ class CircuitOpenError(TripsenseError):
         score: float = float("nan"),
         threshold: float = float("nan"),
     ) -> None:
-        # cheap on purpose: this is the rejected path; the message is built
-        # only when someone reads it
         Exception.__init__(self, breaker)
-        self.status = 0
-        self.status_name = ""
-        self.breaker = breaker
-        self.state = state
-        self.decision = decision
-        self.reason = reason
-        self.rule = reason
-        self.retry_after = retry_after
-        self.score = score
-        self.threshold = threshold
+        self._v = (state, decision, reason, retry_after, score, threshold)
+
+    @classmethod
+    def _lazy(cls, name: str, src: tuple) -> "CircuitOpenError":
+        """The rejected path's constructor: no Python ``__init__`` runs.
+
+        ``src[0]`` is the breaker, whose ``_describe_refusal(*src[1:])``
+        returns the attributes' tuple when one is first read.
+        """
+        e = _new_exception(cls, name)
+        e._src = src
+        return e
+
+    def _fields(self) -> tuple:
+        try:
+            return self._v
+        except AttributeError:
+            src = self._src
+            v = self._v = src[0]._describe_refusal(*src[1:])
+            self._src = None  # the breaker need not outlive the report
+            return v
+
+    @property
+    def breaker(self) -> str:
+        return self.args[0]
+
+    @property
+    def state(self) -> str:
+        return self._fields()[0]
+
+    @property
+    def decision(self) -> str:
+        return self._fields()[1]
+
+    @property
+    def reason(self) -> str:
+        return self._fields()[2]
+
+    rule = reason
+
+    @property
+    def retry_after(self) -> float:
+        return self._fields()[3]
+
+    @property
+    def score(self) -> float:
+        return self._fields()[4]
+
+    @property
+    def threshold(self) -> float:
+        return self._fields()[5]
 
     def __str__(self) -> str:
+        state, decision, reason, retry_after, score, threshold = self._fields()
         msg = (
-            f"circuit {self.breaker!r} is {self.state}: call {self.decision}"
-            f" (last trip: {self.reason}"
+            f"circuit {self.breaker!r} is {state}: call {decision}"
+            f" (last trip: {reason}"
         )
-        if self.reason != "none" and self.score == self.score:
-            msg += f", score {self.score:.6g} >= {self.threshold:.6g}"
-        return msg + f"); retry after {self.retry_after:.3f} s"
+        if reason != "none" and score == score:
+            msg += f", score {score:.6g} >= {threshold:.6g}"
+        return msg + f"); retry after {retry_after:.3f} s"
 
     def __repr__(self) -> str:
         return f"CircuitOpenError({str(self)!r})"
 
     def __reduce__(self) -> Any:
-        return (
-            type(self),
-            (self.breaker, self.state, self.decision, self.reason,
-             self.retry_after, self.score, self.threshold),
-        )
+        return (type(self), (self.breaker,) + self._fields())
+
+
+_new_exception = BaseException.__new__
 
 
 _STORE = {

@@ -3,6 +3,8 @@
 import asyncio
 import gc
 import logging
+import pickle
+import threading
 import weakref
 
 import pytest
@@ -444,6 +446,100 @@ def test_close_frees_and_later_use_raises():
         b.call(lambda: 1)
     with pytest.raises(tripsense.TripsenseError, match="closed"):
         b.state
+
+
+def test_every_call_form_of_a_closed_breaker_raises():
+    b = tripsense.Breaker("c")
+    g = b(lambda: 1)
+    b.close()
+    with pytest.raises(tripsense.TripsenseError, match="closed") as ei:
+        g()
+    assert not isinstance(ei.value, tripsense.CircuitOpenError)
+    with pytest.raises(tripsense.TripsenseError, match="closed"):
+        with b:
+            raise AssertionError("must not run")
+
+
+def test_refusals_leave_no_reference_cycles(fast):
+    # a cycle (exception, traceback, frame) per refusal would be freed only
+    # by the garbage collector: a load on exactly the path under overload
+    trip(fast)
+    g = fast(lambda: 1)
+    gc.collect()
+    gc.disable()
+    try:
+        for form in (g, lambda: fast.call(lambda: 1)):
+            for _ in range(3):
+                try:
+                    form()
+                except tripsense.CircuitOpenError:
+                    pass
+        for _ in range(3):
+            try:
+                with fast:
+                    pass
+            except tripsense.CircuitOpenError:
+                pass
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+def test_refusal_details_are_those_of_the_decision(fast, clock):
+    trip(fast)
+    g = fast(lambda: 1)
+    with pytest.raises(tripsense.CircuitOpenError) as ei:
+        g()
+    e = ei.value
+    assert e.args == ("svc",)
+    assert (e.breaker, e.state, e.decision, e.reason, e.retry_after) == \
+        ("svc", "open", "rejected", "consecutive_failures", pytest.approx(5.0))
+    assert e.score == 3 and e.threshold == 3
+    # read once, the details stay as they were read
+    clock.advance(1)
+    assert e.retry_after == pytest.approx(5.0)
+    assert "retry after 5.000 s" in str(e)
+    fast.reset()
+    assert e.state == "open"
+    e2 = pickle.loads(pickle.dumps(e))
+    assert (e2.breaker, e2.state, e2.reason, e2.retry_after) == \
+        ("svc", "open", "consecutive_failures", pytest.approx(5.0))
+
+
+def test_nested_decorated_calls_in_threads_keep_their_tickets(clock):
+    b = tripsense.Breaker("nest", clock=clock, consecutive_failures=0,
+                          failure_rate=0, adaptive=False)
+
+    @b
+    def inner(i):
+        if i % 3 == 0:
+            raise Boom()
+        return i
+
+    @b
+    def outer(i):
+        try:
+            return inner(i)
+        except Boom:
+            return -1
+
+    errors = []
+
+    def work():
+        try:
+            for i in range(3000):
+                assert outer(i) == (-1 if i % 3 == 0 else i)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert errors == []
+    s = b.snapshot()
+    assert (s.calls, s.failures, s.in_flight) == (24000, 4000, 0)
 
 
 def test_garbage_collector_frees_breakers_and_clocks():
