@@ -133,9 +133,21 @@ def _grow(arr: np.ndarray, size: int) -> np.ndarray:
 
 
 def _index(ns: np.ndarray) -> Any:
+    """A UTC DatetimeIndex named ``time`` from int64 ns since the epoch.
+
+    One copy of ns, and no time zone arithmetic: the values are UTC already
+    (``tz_localize`` would copy them twice and check each one).
+    """
     pd = _pd()
-    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("datetime64[ns]"),
-                            name="time").tz_localize("UTC")
+    m8 = np.asarray(ns, dtype=np.int64).view("datetime64[ns]")
+    try:
+        return pd.DatetimeIndex(m8, dtype=_UTC_NS(pd), name="time", copy=True)
+    except (TypeError, ValueError):  # pragma: no cover - older pandas
+        return pd.DatetimeIndex(m8, name="time").tz_localize("UTC")
+
+
+def _UTC_NS(pd: Any) -> Any:
+    return pd.DatetimeTZDtype(unit="ns", tz="UTC")
 
 
 def _cat(codes: np.ndarray, cats: List[str], offset: int = 0) -> Any:
@@ -148,10 +160,14 @@ def _cat(codes: np.ndarray, cats: List[str], offset: int = 0) -> Any:
     c = np.asarray(codes)
     if offset:
         c = c.astype(np.int64) + offset
-    bad = (c < 0) | (c >= len(cats))  # before narrowing, which could wrap
-    c = c.astype(np.int8 if len(cats) < 127 else np.int32)
-    if bad.any():
+    dt = np.int8 if len(cats) < 127 else np.int32
+    # range check by min and max: no temporary arrays on the common path
+    if c.size and (c.min() < 0 or c.max() >= len(cats)):
+        bad = (c < 0) | (c >= len(cats))  # before narrowing, which could wrap
+        c = c.astype(dt)
         c[bad] = -1
+    else:
+        c = c.astype(dt)
     try:
         return pd.Categorical.from_codes(c, categories=cats, validate=False)
     except TypeError:  # pandas < 2.1 has no validate=

@@ -52,7 +52,7 @@ def _time_ns(t: Any) -> np.ndarray:
     if a.dtype.kind == "M":
         return a.astype("datetime64[ns]").view(np.int64)
     if a.dtype.kind in "iu":
-        return a.astype(np.int64)
+        return a.astype(np.int64, copy=False)
     if a.dtype.kind == "f":
         if not np.all(np.isfinite(a)):
             raise InvalidConfigError("events: time contains NaN or infinite values")
@@ -73,7 +73,10 @@ def _time_ns(t: Any) -> np.ndarray:
 def _outcome_codes(o: Any) -> np.ndarray:
     a = np.asarray(o.to_numpy() if hasattr(o, "to_numpy") else o)
     if a.dtype.kind in "iu":
-        codes = a.astype(np.int32)
+        if a.size and (a.min() < 0 or a.max() > 3):  # before narrowing
+            i = int(np.argmax((a < 0) | (a > 3)))
+            raise InvalidConfigError(f"events: event {i}: unknown outcome code {a[i]}")
+        return np.ascontiguousarray(a, dtype=np.int32)
     elif a.dtype.kind in "OUS":
         s = a.astype(str)
         codes = np.full(len(s), -1, dtype=np.int32)
@@ -90,9 +93,8 @@ def _outcome_codes(o: Any) -> np.ndarray:
         codes = a.astype(np.int32)
     else:
         raise InvalidConfigError(f"events: outcome must be names or codes, got dtype {a.dtype}")
-    bad = (codes < 0) | (codes > 3)
-    if bad.any():
-        i = int(np.argmax(bad))
+    if codes.size and (codes.min() < 0 or codes.max() > 3):
+        i = int(np.argmax((codes < 0) | (codes > 3)))
         raise InvalidConfigError(f"events: event {i}: unknown outcome code {codes[i]}")
     return np.ascontiguousarray(codes, dtype=np.int32)
 
@@ -160,7 +162,9 @@ def events_arrays(events: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
         if arr is not None and (arr.ndim != 1 or len(arr) != n):
             raise InvalidConfigError(f"events: {name} has {len(arr)} values for "
                                      f"{n} times")
-    if n and not np.all(np.isfinite(lat)):
+    # a finite sum means finite values, without a temporary per value; the
+    # exact check runs only when the sum is not (NaN, inf or an overflow)
+    if n and not np.isfinite(np.add.reduce(lat)) and not np.all(np.isfinite(lat)):
         i = int(np.argmax(~np.isfinite(lat)))
         raise InvalidConfigError(f"events: event {i}: latency {lat[i]} is not finite")
     return wall, lat, outcome, prio
@@ -184,6 +188,14 @@ def _cfg(config: Any, kw: Mapping[str, Any]) -> Any:
 
 def _ptr(ctype: str, a: Optional[np.ndarray]) -> Any:
     return ffi.NULL if a is None else ffi.from_buffer(ctype, a)
+
+
+def _codes(p: Any, n: int) -> np.ndarray:
+    """The n uint8 codes at p (values < 128) as int8, without a copy: valid
+    only while C's buffer is."""
+    if not n:
+        return np.zeros(0, np.int8)
+    return np.frombuffer(ffi.buffer(p, n), dtype=np.int8)
 
 
 # ---- replay ----------------------------------------------------------------
@@ -252,11 +264,10 @@ def replay(events: Any, config: Any = None, **kwconfig: Any) -> ReplayResult:
                                   else ffi.NULL, n, out), "replay")
     r = ffi.gc(out[0], lib.trip_replay_result_free)
     try:
-        # astype copies out of C memory, which is freed below
-        dec = np.frombuffer(ffi.buffer(r.decisions, n), dtype=np.uint8).astype(np.int8) \
-            if n else np.zeros(0, np.int8)
-        st = np.frombuffer(ffi.buffer(r.states, n), dtype=np.uint8).astype(np.int8) \
-            if n else np.zeros(0, np.int8)
+        # C's decision and state codes are copied once, into the
+        # Categoricals' own int8 codes, before C's memory is freed below
+        dec = _cat(_codes(r.decisions, n), _DECISION_CATS)
+        st = _cat(_codes(r.states, n), _STATE_CATS)
         ev_dt = struct_dtype("trip_eval")
         ne = int(r.n_evals)
         ev = np.frombuffer(ffi.buffer(r.evals, ne * ev_dt.itemsize), dtype=ev_dt).copy() \
@@ -268,12 +279,14 @@ def replay(events: Any, config: Any = None, **kwconfig: Any) -> ReplayResult:
         final = Snapshot._from_c(r.final)
     finally:
         ffi.release(r)
+    # the columns are built here, once; the DataFrame takes them as they are
+    # except latency_s, which may be the caller's own array
     decisions = pd.DataFrame({
-        "decision": _cat(dec, _DECISION_CATS),
-        "state": _cat(st, _STATE_CATS),
+        "decision": dec,
+        "state": st,
         "outcome": _cat(outcome, _OUTCOME_CATS[1:]),
-        "latency_s": lat,
-    }, index=_index(wall))
+        "latency_s": lat.copy(),
+    }, index=_index(wall), copy=False)
     cols: Dict[str, Any] = {"state": _cat(ev["state"], _STATE_CATS)}
     for c in ("calls", "failures", "long_calls", "long_failures"):
         cols[c] = ev[c].astype(np.int64)

@@ -116,6 +116,28 @@ def test_replay_bad_input_names_the_problem():
         tripsense.replay([1, 2, 3])
 
 
+def test_replay_checks_outcome_codes_before_narrowing_them():
+    t, outcome, lat = _events(100)
+    wide = outcome.astype(np.int64)
+    wide[3] = 2**32 + 1  # int32 would wrap it to 1, a failure
+    with pytest.raises(tripsense.InvalidConfigError, match="event 3"):
+        tripsense.replay({"time": t, "outcome": wide, "latency_s": lat})
+    inf = lat.copy()
+    inf[5] = np.inf
+    with pytest.raises(tripsense.InvalidConfigError, match="event 5"):
+        tripsense.replay({"time": t, "outcome": outcome, "latency_s": inf})
+
+
+def test_replay_frames_do_not_share_the_callers_arrays():
+    t, outcome, lat = _events(500)
+    r = tripsense.replay({"time": t, "outcome": outcome, "latency_s": lat}, **CFG)
+    before = r.decisions.copy()
+    t += 1
+    lat[:] = 9.0
+    outcome[:] = 3
+    pd.testing.assert_frame_equal(r.decisions, before)
+
+
 def test_replay_of_nothing_is_empty():
     r = tripsense.replay({"time": np.zeros(0, np.int64), "outcome": np.zeros(0),
                           "latency_s": np.zeros(0)})
