@@ -6,7 +6,9 @@ sources.txt, the same list CMake uses; see bindings/tripsense/_build_ffi.py.
 """
 from setuptools import setup
 
-ANALYSIS = ["pandas>=1.5", "matplotlib>=3.5"]
+ANALYSIS = ["pandas>=2.0", "matplotlib>=3.5"]
+# `tripsense export --format parquet` writes through pyarrow
+PARQUET = ["pandas>=2.0", "pyarrow"]
 
 setup(
     name="tripsense",
@@ -40,7 +42,9 @@ setup(
     install_requires=["cffi>=1.15", "numpy"],
     extras_require={
         "analysis": ANALYSIS,
-        "test": ["pytest", "hypothesis"] + ANALYSIS,
+        "parquet": PARQUET,
+        # wheel: the packaging tests pip install with --no-build-isolation
+        "test": ["pytest", "hypothesis", "wheel"] + ANALYSIS + PARQUET,
         "notebooks": ["nbmake", "nbclient", "ipykernel", "nbformat"] + ANALYSIS,
     },
     entry_points={"console_scripts": ["tripsense = tripsense.cli:main"]},

@@ -124,20 +124,30 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+PARQUET_HINT = "pip install 'tripsense[parquet]'"
+
+
+def _need_pyarrow() -> None:
+    """Fail before reading the history when Parquet cannot be written."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as e:
+        raise CliError(f"Parquet export needs pyarrow, which is not "
+                       f"installed ({e}): {PARQUET_HINT}") from None
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    fmt = args.format or ("parquet" if args.output.endswith(".parquet")
+                          else "csv")
+    if fmt == "parquet":
+        _need_pyarrow()
     with _history(args.file) as h:
         if args.table == "baselines":
             df = h.baselines(args.breaker)
         else:
             df = getattr(h, args.table)(args.breaker, args.start, args.end)
-    fmt = args.format or ("parquet" if args.output.endswith(".parquet")
-                          else "csv")
     if fmt == "parquet":
-        try:
-            df.to_parquet(args.output)
-        except ImportError as e:
-            raise CliError(f"parquet needs pyarrow: pip install pyarrow "
-                           f"({e})") from None
+        df.to_parquet(args.output, engine="pyarrow")
     else:
         df.to_csv(args.output)
     print(f"wrote {len(df):,} {args.table} rows to {args.output}")

@@ -65,13 +65,31 @@ def test_export_csv_round_trips(history, tmp_path, table, capsys):
 
 
 def test_export_parquet_filtered_by_breaker(history, tmp_path):
-    pytest.importorskip("pyarrow")
+    pytest.importorskip("pyarrow")  # the test extra installs it
     path, _ = history
     out = tmp_path / "r.parquet"
     assert main(["export", path, "--table", "rollups", "--breaker", "quiet",
                  "--format", "parquet", "-o", str(out)]) == 0
     got = pd.read_parquet(out)
     assert len(got) > 0 and set(got["breaker"].astype(str)) == {"quiet"}
+    with tripsense.History(path) as h:
+        want = h.rollups("quiet")
+    # a round trip: index, columns, dtypes and values come back as written
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_export_parquet_without_pyarrow_names_the_extra(history, tmp_path,
+                                                         monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import fails
+    path, _ = history
+    out = tmp_path / "r.parquet"
+    assert main(["export", path, "--table", "rollups", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "Parquet export needs pyarrow" in err
+    assert "pip install 'tripsense[parquet]'" in err
+    assert not out.exists()
 
 
 def test_simulate_then_replay_with_a_config(tmp_path, capsys):
