@@ -9,14 +9,14 @@
 
 #include "fuzz_util.h"
 
-static char dir_[64], path_[128];
+static char dir_[256], path_[300];
 static uint8_t *tmpl_;
 static size_t tmpl_len_;
 
 static void
 fz_unlink_all(void)
 {
-    char p[160];
+    char p[320];
     unlink(path_);
     snprintf(p, sizeof p, "%s-wal", path_);
     unlink(p);
@@ -91,8 +91,18 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    snprintf(dir_, sizeof dir_, "/tmp/fuzz_store_read.XXXXXX");
-    FZ_CHECK(mkdtemp(dir_) != NULL);
+    /* tmpfs: on a disk, SQLite's fsyncs in the inputs that open the file
+     * for writing made each execution wait for the device (1,500
+     * executions took 20.6 s in /tmp, 11.7 s in /dev/shm, for the same
+     * CPU time); FUZZ_TMPDIR overrides */
+    const char *base = getenv("FUZZ_TMPDIR");
+    const char *bases[] = {base ? base : "/dev/shm", "/tmp"};
+    int made = 0;
+    for (int i = 0; i < 2 && !made; i++) {
+        snprintf(dir_, sizeof dir_, "%s/fuzz_store_read.XXXXXX", bases[i]);
+        made = mkdtemp(dir_) != NULL;
+    }
+    FZ_CHECK(made);
     snprintf(path_, sizeof path_, "%s/h.db", dir_);
     fz_make_template();
     atexit(fz_cleanup);

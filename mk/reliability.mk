@@ -15,8 +15,12 @@ FUZZ_CC ?= clang
 FUZZ_SHORT_SECONDS ?= 25
 FUZZ_RUNS ?= 10000000
 # Longest input: short inputs keep the slow targets fast; the store target
-# patches a template, so its inputs stay small anyway.
+# patches a template, so its inputs stay small anyway. fuzz_config_json
+# needs more: a whole trip_config struct (about 400 bytes) or a config's
+# JSON (about 1.5 kB) does not fit in 256, which would leave the struct's
+# tail always at its defaults.
 FUZZ_MAX_LEN ?= 256
+FUZZ_JSON_MAX_LEN ?= 4096
 FUZZ_MAX_TIME ?= 0
 FUZZ_TARGETS ?= $(basename $(notdir $(wildcard fuzz/fuzz_*.c)))
 # Extra C sources linked into the fuzzers (none once the store is listed in
@@ -70,14 +74,19 @@ $(REL_DIR)/fuzz/%: fuzz/%.c fuzz/fuzz_util.h $(FUZZ_LIB)
 
 fuzz-build: $(FUZZ_BINS)
 
+# Shell: the -max_len of target $$t into $$ml.
+FUZZ_LEN_OF_T = case $$t in fuzz_config_json) ml=$(FUZZ_JSON_MAX_LEN);; \
+	  *) ml=$(FUZZ_MAX_LEN);; esac;
+
 # New inputs go to a scratch corpus; the seeds in fuzz/corpus stay as they
 # are (add an interesting one by hand with its reason in the commit).
 fuzz-short: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(REL_DIR)/corpus/$$t fuzz/corpus/$$t; \
 	  echo "fuzz-short: $$t for $(FUZZ_SHORT_SECONDS) s"; \
+	  $(FUZZ_LEN_OF_T) \
 	  $(REL_DIR)/fuzz/$$t -max_total_time=$(FUZZ_SHORT_SECONDS) \
-	    -max_len=$(FUZZ_MAX_LEN) \
+	    -max_len=$$ml \
 	    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 	    -artifact_prefix=$(REL_DIR)/$$t- \
 	    $(REL_DIR)/corpus/$$t fuzz/corpus/$$t \
@@ -93,15 +102,18 @@ fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(REL_DIR)/corpus/$$t fuzz/corpus/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_RUNS) executions"; \
+	  $(FUZZ_LEN_OF_T) \
 	  /usr/bin/time -f "$$t: %e s wall" $(REL_NICE) \
 	    $(REL_DIR)/fuzz/$$t -runs=$(FUZZ_RUNS) -timeout=10 \
-	    -max_len=$(FUZZ_MAX_LEN) -max_total_time=$(FUZZ_MAX_TIME) \
+	    -max_len=$$ml -max_total_time=$(FUZZ_MAX_TIME) \
 	    -rss_limit_mb=2048 -print_final_stats=1 \
 	    -artifact_prefix=$(REL_DIR)/$$t- \
 	    $(REL_DIR)/corpus/$$t fuzz/corpus/$$t \
 	    > $(REL_DIR)/fuzz-$$t.log 2>&1 \
 	  || { tail -n 60 $(REL_DIR)/fuzz-$$t.log; exit 1; }; \
-	  grep -E '^stat::number_of_executed_units' $(REL_DIR)/fuzz-$$t.log; \
+	  grep -E '^stat::(number_of_executed_units|average_exec_per_sec)' \
+	    $(REL_DIR)/fuzz-$$t.log; \
+	  grep -E ': [0-9.]+ s wall$$' $(REL_DIR)/fuzz-$$t.log; \
 	done
 
 # The C tests, built by CMake in $(REL_DIR), under TSan / memcheck.
