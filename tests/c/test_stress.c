@@ -441,5 +441,10 @@ main(void)
         cmocka_unit_test(test_stress_half_open_admits_exactly_p),
         cmocka_unit_test(test_stress_transitions_keep_invariants),
     };
+    /* TRIP_STRESS_ONLY=<pattern> runs only the tests whose names match
+     * (cmocka's filter, '*' and '?' wildcards): to loop one test */
+    const char *only = getenv("TRIP_STRESS_ONLY");
+    if (only != NULL && only[0] != '\0')
+        cmocka_set_test_filter(only);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
