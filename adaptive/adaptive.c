@@ -4,6 +4,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <gsl/gsl_cdf.h>
+
 #include "adaptive.h"
 #include "adaptive_internal.h"
 #include "internal.h"
@@ -21,6 +23,7 @@ struct trip__adaptive {
     int64_t obs_index; /* wall_ns / observation period last seen */
     int dirty;         /* the current observation period saw trouble */
     double cq[3];      /* trip__quantile_cq of p95, p99, cfg q */
+    trip_eval judged;  /* the scores of the last judgement */
 };
 
 /* What one evaluation found, before it is copied into the trip_eval. */
@@ -31,6 +34,16 @@ typedef struct trip_found_ {
     double logq[3];                 /* their logs, NaN if unsupported */
     const trip__bcell *rate_cell, *lat_cell;
 } trip_found_;
+
+/* The judged fields before any judgement: nothing known. */
+static void
+trip_unjudged_(trip_eval *j)
+{
+    j->baseline_rate = j->baseline_rate_sd = j->z_rate = NAN;
+    j->baseline_latency_s = j->baseline_log_latency_sd = j->z_latency = NAN;
+    j->binomial_tail = NAN;
+    j->baseline_ready = 0;
+}
 
 static void
 trip_adaptive_set_(trip__adaptive *a, const trip_config *cfg)
@@ -53,6 +66,7 @@ trip__adaptive_new(const trip_config *cfg, trip__adaptive **out)
     trip__baseline_init(&a->base, cfg);
     a->obs_index = INT64_MIN;
     trip_adaptive_set_(a, cfg);
+    trip_unjudged_(&a->judged);
     return TRIP_OK;
 }
 
@@ -127,13 +141,45 @@ trip_log_(double x)
     return x > 0 ? log(x) : NAN;
 }
 
+/*
+ * Latency at low volume, where the window cannot support a p95: under the
+ * baseline a call exceeds the hour's p95 with probability 0.05, so the
+ * count of calls above it is binomial (with the rate rule's slack phi).
+ * Its tail is reported as the normal deviate with the same tail, so that
+ * it is judged against anomaly_z like the quantile z it stands in for:
+ * 5 calls of 5 above the p95 is a tail of 3e-7 (z 5.0), 7 of 7 z 6.0.
+ */
+static void
+trip_exceedances_(const trip_config *cfg, const trip__bcell *c95,
+                  const trip__window *lw, trip__lat_verdict *v)
+{
+    if (c95 == NULL || c95->m[TRIP_BM_LOGP95].n <= 0 || lw->hist == NULL ||
+        lw->hist_total == 0)
+        return;
+    double p95 = exp(c95->m[TRIP_BM_LOGP95].mean);
+    if (!(p95 > 0 && p95 < 4e3))
+        return;
+    uint32_t from = trip__hist_bin((int64_t)(p95 * 1e9)) + 1;
+    uint64_t over = 0;
+    for (uint32_t i = from; i < TRIP_HIST_BINS; i++)
+        over += lw->hist[i];
+    int64_t n = (int64_t)lw->hist_total;
+    double tail = trip__binomial_tail((int64_t)over, n, 0.05,
+                                      cfg->binomial_overdispersion);
+    v->mean = c95->m[TRIP_BM_LOGP95].mean;
+    v->z = tail < 1 ? gsl_cdf_ugaussian_Qinv(tail) : 0;
+    if (isnan(v->z))
+        v->z = tail <= 0 ? INFINITY : NAN;
+    v->anomalous = (double)over >= 2 * 0.05 * (double)n && v->z >= cfg->anomaly_z;
+}
+
 /* Score every adaptive statistic of this evaluation (no decisions yet). */
 static void
 trip_score_(const trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
             const trip__window *sw, const trip__window *lw, trip_found_ *f)
 {
     const trip__baseline *b = &a->base;
-    trip_quantiles_(cfg, sw, f->q, f->logq);
+    trip_quantiles_(cfg, lw, f->q, f->logq);
     f->rate_cell = trip__baseline_cell(b, wall_ns, TRIP_BM_RATE);
     double share =
         cfg->long_window_buckets > 0
@@ -144,7 +190,7 @@ trip_score_(const trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
     trip__judge_rate(cfg, f->rate_cell, lw->calls, lw->failures + lw->timeouts,
                      1.0, &f->rl);
     f->lat_cell = trip__baseline_cell(b, wall_ns, TRIP_BM_LOGP99);
-    double n = (double)sw->hist_total;
+    double n = (double)lw->hist_total;
     double slope = trip_slope_(f->lat_cell, f->q);
     const trip__bcell *c95 = trip__baseline_cell(b, wall_ns, TRIP_BM_LOGP95);
     const trip__bcell *cq = trip__baseline_cell(b, wall_ns, b->logq_metric);
@@ -154,6 +200,8 @@ trip_score_(const trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
                         a->cq[1], slope, &f->l99);
     trip__judge_latency(cfg, cq, b->logq_metric, f->logq[2], n, a->cq[2], slope,
                         &f->lq);
+    if (isnan(f->logq[0]))
+        trip_exceedances_(cfg, c95, lw, &f->l95);
 }
 
 static double
@@ -166,14 +214,13 @@ trip_max_(double x, double y)
     return x > y ? x : y;
 }
 
-/* Copy the scores into the evaluation record. */
+/* Keep the scores of a judgement; evaluations until the next one report
+ * them. */
 static void
-trip_fill_eval_(const trip__adaptive *a, const trip_found_ *f, trip_eval *ev)
+trip_keep_judged_(trip__adaptive *a, const trip_found_ *f)
 {
-    ev->baseline_rate = ev->baseline_rate_sd = ev->z_rate = NAN;
-    ev->ewma_failure_rate = trip__ewratio_value(&a->ew_rate);
-    ev->ewma_latency_s = trip__ewratio_value(&a->ew_lat);
-    ev->latency_q_s = f->q[2];
+    trip_eval *ev = &a->judged;
+    trip_unjudged_(ev);
     ev->baseline_ready = f->rate_cell != NULL;
     if (f->rate_cell != NULL) {
         /* z only where the normal approximation holds: low-volume windows
@@ -200,21 +247,40 @@ trip_fill_eval_(const trip__adaptive *a, const trip_found_ *f, trip_eval *ev)
     ev->baseline_latency_s = exp(f->lq.mean);
 }
 
+/* Copy this evaluation's values and the last judgement's scores. */
+static void
+trip_fill_eval_(const trip__adaptive *a, double short_q, int judged,
+                trip_eval *ev)
+{
+    const trip_eval *j = &a->judged;
+    ev->ewma_failure_rate = trip__ewratio_value(&a->ew_rate);
+    ev->ewma_latency_s = trip__ewratio_value(&a->ew_lat);
+    ev->latency_q_s = short_q;
+    ev->baseline_ready = j->baseline_ready;
+    ev->baseline_rate = j->baseline_rate;
+    ev->baseline_rate_sd = j->baseline_rate_sd;
+    ev->z_rate = j->z_rate;
+    ev->binomial_tail = j->binomial_tail;
+    ev->z_latency = j->z_latency;
+    ev->baseline_log_latency_sd = j->baseline_log_latency_sd;
+    ev->baseline_latency_s = j->baseline_latency_s;
+    ev->judged = judged;
+}
+
 /* Rules that judge the short window's quantile or the EWMA against fixed
  * limits; they work without a baseline. */
 static int
 trip_fixed_adaptive_(const trip__adaptive *a, const trip_config *cfg,
-                     const trip__window *sw, const trip_found_ *f,
-                     trip_reason *r)
+                     const trip__window *sw, double short_q, trip_reason *r)
 {
     int64_t ns = (int64_t)sw->hist_total;
     /* an SLO limit the user set: judged at latency_min_samples as asked,
      * without the tail-support guard the baseline comparisons need */
     if (cfg->latency_threshold_ns > 0 &&
         ns >= (int64_t)cfg->latency_min_samples && ns > 0 &&
-        f->q[2] * 1e9 >= (double)cfg->latency_threshold_ns) {
+        short_q * 1e9 >= (double)cfg->latency_threshold_ns) {
         *r = (trip_reason){TRIP_RULE_LATENCY_PERCENTILE,
-                           f->q[2],
+                           short_q,
                            (double)cfg->latency_threshold_ns * 1e-9,
                            NAN,
                            ns,
@@ -232,16 +298,17 @@ trip_fixed_adaptive_(const trip__adaptive *a, const trip_config *cfg,
     return TRIP_RULE_NONE;
 }
 
-/* The percentile rule against the baseline's value for this hour. */
+/* The percentile rule against the baseline's value for this hour, on the
+ * judged (long) window. */
 static int
-trip_percentile_baseline_(const trip_config *cfg, const trip__window *sw,
+trip_percentile_baseline_(const trip_config *cfg, const trip__window *lw,
                           const trip_found_ *f, int *flag)
 {
     *flag = 0;
     if (!cfg->adaptive || !(cfg->latency_baseline_factor > 0) ||
         isnan(f->lq.mean) || isnan(f->logq[2]) ||
-        sw->hist_total < (uint64_t)cfg->latency_min_samples ||
-        sw->hist_total == 0)
+        lw->hist_total < (uint64_t)cfg->latency_min_samples ||
+        lw->hist_total == 0)
         return 0;
     *flag = f->q[2] >= cfg->latency_baseline_factor * exp(f->lq.mean);
     return *flag;
@@ -287,21 +354,18 @@ trip_anomaly_(trip__adaptive *a, const trip_config *cfg, const trip__window *sw,
                 : &f->l95;
         *r = (trip_reason){
             TRIP_RULE_ANOMALY_LATENCY, v->z, cfg->anomaly_z, exp(v->mean),
-            (int64_t)sw->hist_total,   0};
+            (int64_t)lw->hist_total,   0};
         return r->rule;
     }
     return TRIP_RULE_NONE;
 }
 
-/* Learn from the period that just ended if nothing in it looked wrong. */
+/* Learn from the period that just ended (the long window, judged just
+ * now) if nothing in it looked wrong. */
 static void
 trip_learn_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
-            const trip__window *sw, const trip__window *lw, const double *logq)
+            int64_t idx, const trip__window *lw, const double *logq)
 {
-    int64_t period = a->base.obs_period_ns > 0 ? a->base.obs_period_ns : 1;
-    int64_t idx = wall_ns / period;
-    if (idx == a->obs_index)
-        return;
     int first = a->obs_index == INT64_MIN;
     a->obs_index = idx;
     if (a->dirty || first) {
@@ -313,11 +377,11 @@ trip_learn_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
         o.rate = (double)(lw->failures + lw->timeouts) / (double)lw->calls;
         o.calls = (double)lw->calls;
     }
-    if (sw->hist_total >= (uint64_t)cfg->latency_min_samples &&
-        sw->hist_total > 0) {
+    if (lw->hist_total >= (uint64_t)cfg->latency_min_samples &&
+        lw->hist_total > 0) {
         for (int i = 0; i < 3; i++)
             o.logq[i] = logq[i];
-        o.lat_samples = (double)sw->hist_total;
+        o.lat_samples = (double)lw->hist_total;
     }
     trip__baseline_observe(&a->base, &o, wall_ns);
 }
@@ -351,6 +415,14 @@ trip_fixed_rate_hit_(const trip_config *cfg, const trip__window *sw)
                cfg->failure_rate * (double)sw->calls;
 }
 
+/* The period index of wall_ns (floor division: times may be negative). */
+static int64_t
+trip_period_index_(int64_t wall_ns, int64_t period)
+{
+    int64_t q = wall_ns / period;
+    return q - (wall_ns % period < 0);
+}
+
 int
 trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
                         int64_t wall_ns, const trip__window *bucket,
@@ -364,31 +436,52 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
         longw == NULL)
         return TRIP_RULE_NONE;
     trip_ewma_(a, cfg, bucket, closed);
-    trip_score_(a, cfg, wall_ns, shortw, longw, &f);
+    /* the anomaly rules judge each long window once, at its end: a burst
+     * shorter than the window touches at most two judgements, so k >= 3
+     * consecutive ones ride it out (docs/algorithms.md) */
+    int64_t period = a->base.obs_period_ns > 0 ? a->base.obs_period_ns : 1;
+    int64_t idx = trip_period_index_(wall_ns, period);
+    int judge = idx != a->obs_index;
+    double short_q =
+        cfg->latency_threshold_ns > 0 || ev != NULL
+            ? trip__hist_quantile_s(shortw->hist, shortw->hist_total,
+                                    cfg->latency_quantile)
+            : NAN;
+    if (judge) {
+        trip_score_(a, cfg, wall_ns, shortw, longw, &f);
+        trip_keep_judged_(a, &f);
+    }
     if (ev != NULL)
-        trip_fill_eval_(a, &f, ev);
+        trip_fill_eval_(a, short_q, judge, ev);
     if (!closed) {
         trip__kofm_reset(&a->rate_hist);
         trip__kofm_reset(&a->lat_hist);
         a->dirty = 1;
     } else {
-        rule = trip_fixed_adaptive_(a, cfg, shortw, &f, &r);
-        int arule = trip_anomaly_(a, cfg, shortw, longw, &f, &r);
-        if (rule == TRIP_RULE_NONE)
-            rule = arule;
-        if (trip_percentile_baseline_(cfg, shortw, &f, &pflag) &&
-            rule == TRIP_RULE_NONE) {
-            double base = exp(f.lq.mean);
-            r = (trip_reason){TRIP_RULE_LATENCY_PERCENTILE,        f.q[2],
-                              cfg->latency_baseline_factor * base, base,
-                              (int64_t)shortw->hist_total,         0};
-            rule = r.rule;
+        rule = trip_fixed_adaptive_(a, cfg, shortw, short_q, &r);
+        if (judge) {
+            int arule = trip_anomaly_(a, cfg, shortw, longw, &f, &r);
+            if (rule == TRIP_RULE_NONE)
+                rule = arule;
+            if (trip_percentile_baseline_(cfg, longw, &f, &pflag) &&
+                rule == TRIP_RULE_NONE) {
+                double base = exp(f.lq.mean);
+                r = (trip_reason){TRIP_RULE_LATENCY_PERCENTILE,
+                                  f.q[2],
+                                  cfg->latency_baseline_factor * base,
+                                  base,
+                                  (int64_t)longw->hist_total,
+                                  0};
+                rule = r.rule;
+            }
+            a->dirty |= pflag || f.rs.anomalous || f.rl.anomalous ||
+                        f.l95.anomalous || f.l99.anomalous;
         }
-        a->dirty |= rule != TRIP_RULE_NONE || pflag || f.rs.anomalous ||
-                    f.rl.anomalous || f.l95.anomalous || f.l99.anomalous ||
-                    trip_fixed_rate_hit_(cfg, shortw);
+        a->dirty |=
+            rule != TRIP_RULE_NONE || trip_fixed_rate_hit_(cfg, shortw);
     }
-    trip_learn_(a, cfg, wall_ns, shortw, longw, f.logq);
+    if (judge)
+        trip_learn_(a, cfg, wall_ns, idx, longw, f.logq);
     if (rule != TRIP_RULE_NONE && reason != NULL)
         *reason = r;
     return rule;

@@ -59,7 +59,9 @@ trip_breaker_init_(trip_breaker *b, const char *name, const trip_config *cfg,
                                       TRIP_STRIPES_ * sizeof(trip__stripe));
     b->life_hist = trip__calloc(TRIP_HIST_BINS, sizeof(uint64_t));
     b->minute_hist = trip__calloc(TRIP_HIST_BINS, sizeof(uint64_t));
-    if (!b->stripes || !b->life_hist || !b->minute_hist)
+    b->period_hist = trip__calloc(TRIP_HIST_BINS, sizeof(uint64_t));
+    b->period_lo = TRIP_HIST_BINS;
+    if (!b->stripes || !b->life_hist || !b->minute_hist || !b->period_hist)
         return TRIP_ENOMEM;
     for (int s = 0; s < TRIP_STRIPES_; s++)
         atomic_init(&b->stripes[s].bin_lo, TRIP_HIST_BINS);
@@ -103,6 +105,7 @@ trip_breaker_release_(trip_breaker *b, int locks)
     trip__free(b->stripes);
     trip__free(b->life_hist);
     trip__free(b->minute_hist);
+    trip__free(b->period_hist);
     if (locks) {
         pthread_mutex_destroy(&b->mu);
         pthread_mutex_destroy(&b->listen_mu);

@@ -147,6 +147,9 @@ struct trip_breaker {
     trip__sums totals; /* lifetime, harvested */
     trip__sums minute; /* the minute being accumulated */
     uint64_t *minute_hist;
+    uint64_t *period_hist; /* since the last judgement of the long window */
+    uint64_t period_hist_total;
+    uint32_t period_lo, period_hi; /* nonzero range of period_hist */
     int64_t minute_start_wall; /* -1 none */
     trip__adaptive *adaptive;
     trip_eval last_eval;

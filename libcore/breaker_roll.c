@@ -52,6 +52,7 @@ trip__windows_free(trip_breaker *b)
 }
 
 static void trip_short_expire_(trip_breaker *b, uint32_t slot);
+static void trip_period_reset_(trip_breaker *b);
 
 void
 trip__reset_windows(trip_breaker *b)
@@ -62,6 +63,7 @@ trip__reset_windows(trip_breaker *b)
         trip_short_expire_(b, i);
     memset(b->short_hist, 0, TRIP_HIST_BINS * sizeof(uint64_t));
     b->short_hist_total = 0;
+    trip_period_reset_(b);
     b->short_lo = TRIP_HIST_BINS;
     b->short_hi = 0;
     _Atomic uint8_t *cr = atomic_load(&b->count_ring);
@@ -127,10 +129,30 @@ trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
             whist[i] += v;
             b->short_hist[i] += v;
             b->short_hist_total += v;
+            b->period_hist[i] += v;
+            b->period_hist_total += v;
         }
     }
     uint32_t rlo = *range >> 16, rhi = *range & 0xFFFF;
     *range = (lo < rlo ? lo : rlo) << 16 | (hi > rhi ? hi : rhi);
+    if (whist && lo <= hi) {
+        if (lo < b->period_lo)
+            b->period_lo = lo;
+        if (hi > b->period_hi)
+            b->period_hi = hi;
+    }
+}
+
+/* Empty the histogram of the period the anomaly rules judge. */
+static void
+trip_period_reset_(trip_breaker *b)
+{
+    if (b->period_lo <= b->period_hi && b->period_hi < TRIP_HIST_BINS)
+        memset(b->period_hist + b->period_lo, 0,
+               (size_t)(b->period_hi - b->period_lo + 1) * sizeof(uint64_t));
+    b->period_hist_total = 0;
+    b->period_lo = TRIP_HIST_BINS;
+    b->period_hi = 0;
 }
 
 /* Attribute counts to their wall-clock minute: before a harvest adds the
@@ -354,8 +376,12 @@ trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now, int64_t wall_end,
                      &failw);
     trip_window_sum_(b, new_idx - b->cfg.long_window_buckets, new_idx - 1, &lw,
                      &lfailw);
-    bw.hist = sw_.hist = lw.hist = b->short_hist;
-    bw.hist_total = sw_.hist_total = lw.hist_total = b->short_hist_total;
+    bw.hist = sw_.hist = b->short_hist;
+    bw.hist_total = sw_.hist_total = b->short_hist_total;
+    /* the long window's latencies: those since the last judgement, which
+     * is the long window when buckets roll without gaps */
+    lw.hist = b->period_hist;
+    lw.hist_total = b->period_hist_total;
     trip_eval_init_(&ev);
     ev.wall_ns = wall_end;
     ev.long_calls = lw.calls;
@@ -363,6 +389,8 @@ trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now, int64_t wall_end,
     int rule = trip_fixed_rules_(b, &sw_, failw, &ev, &r);
     int arule = trip__adaptive_evaluate(b->adaptive, &b->cfg, wall_end, &bw,
                                         &sw_, &lw, judging, &ev, &ra);
+    if (ev.judged)
+        trip_period_reset_(b);
     if (rule == TRIP_RULE_NONE && arule != TRIP_RULE_NONE) {
         rule = arule;
         r = ra;

@@ -42,17 +42,18 @@ trip_config_init(trip_config *c)
     c->seasonality = TRIP_SEASON_AUTO;
     c->baseline_half_life_h = 168.0;
     c->baseline_min_samples = 30;
-    c->anomaly_z = 6.0;
+    c->anomaly_z = 4.0;
     c->anomaly_k = 3;
-    c->anomaly_m = 5;
+    c->anomaly_m = 4;
     c->anomaly_rate_effect = 2.0;
     c->anomaly_latency_effect = 1.5;
     c->anomaly_rate_floor = 0.001;
-    c->anomaly_sigma_floor = 0.01;
-    /* 3 failures of 4 calls against a 1% baseline (tail 2.3e-5 with phi 2)
-     * must trip; the short window is judged at 1/6 of it (docs/algorithms.md
+    c->anomaly_sigma_floor = 0.001;
+    /* Judged once a minute and confirmed by 3 of 4 judgements, a window
+     * may be judged loosely: 3 failures of 4 calls against a 1% baseline
+     * (tail 2.3e-5 with phi 2) is far inside it (docs/algorithms.md
      * "Defaults" has the measured false trips per week). */
-    c->binomial_p = 3e-5;
+    c->binomial_p = 1e-3;
     c->binomial_overdispersion = 2.0;
     c->adaptive = 1;
     /* Recovery: probe after 5 s, doubling to 5 min on repeated trips. */

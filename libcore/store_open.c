@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "store_impl.h"
 
@@ -250,10 +251,24 @@ trip_store_connect_all_(trip_store *s)
 {
     int ro = s->opts.read_only;
     int rc = trip_connect_(s, ro, &s->db);
-    if (rc == TRIP_OK)
+    /* Switching a new file to WAL and creating its schema take locks that
+     * SQLite may refuse at once, without its busy handler (to avoid a
+     * deadlock), while other processes open the same new file: try again
+     * until busy_timeout_ms has passed. */
+    int64_t waited_ms = 0;
+    for (int64_t pause_ms = 1; rc == TRIP_OK;) {
         rc = trip_pragmas_(s, s->db);
-    if (rc == TRIP_OK)
-        rc = trip__store_schema(s->db, s->path, ro);
+        if (rc == TRIP_OK)
+            rc = trip__store_schema(s->db, s->path, ro);
+        if (rc != TRIP_EBUSY || waited_ms >= s->opts.busy_timeout_ms)
+            break;
+        struct timespec ts = {0, (long)pause_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        waited_ms += pause_ms;
+        rc = TRIP_OK;
+        if (pause_ms < 64)
+            pause_ms *= 2;
+    }
     if (rc == TRIP_OK && !s->memory) {
         rc = trip_connect_(s, 1, &s->rdb);
         if (rc == TRIP_OK)

@@ -424,6 +424,7 @@ typedef struct trip_eval {
     int baseline_ready;
     int fired_rule;
     double score, threshold;
+    int judged;
 } trip_eval;
 
 typedef struct trip_replay_result {

@@ -293,6 +293,7 @@ def replay(events: Any, config: Any = None, **kwconfig: Any) -> ReplayResult:
     for c in _EVAL_FLOAT:
         cols[c] = ev[c].astype(np.float64)
     cols["baseline_ready"] = ev["baseline_ready"].astype(bool)
+    cols["judged"] = ev["judged"].astype(bool)
     cols["fired_rule"] = _cat(ev["fired_rule"], _RULE_CATS)
     cols["score"] = ev["score"].astype(np.float64)
     cols["threshold"] = ev["threshold"].astype(np.float64)

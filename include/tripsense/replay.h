@@ -44,6 +44,9 @@ typedef struct trip_eval {
     int baseline_ready;      /* the hour's bucket (or global) has data */
     int fired_rule;          /* trip_rule that fired, NONE if none */
     double score, threshold; /* of the fired rule */
+    int judged; /* the anomaly rules judged the long window just now; the
+                   baseline_*, z_* and binomial_tail fields are those of
+                   the latest judgement */
 } trip_eval;
 
 /** Output of trip_replay(); free with trip_replay_result_free(). */

@@ -79,10 +79,13 @@ def test_replay_frames_have_the_documented_columns():
         "failure_rate", "slow_rate", "latency_q_s", "ewma_failure_rate",
         "ewma_latency_s", "baseline_rate", "baseline_rate_sd",
         "baseline_latency_s", "baseline_log_latency_sd", "z_rate", "z_latency",
-        "binomial_tail", "baseline_ready", "fired_rule", "score", "threshold"]
-    # one evaluation per 1 s bucket over the span of the events
+        "binomial_tail", "baseline_ready", "judged", "fired_rule", "score",
+        "threshold"]
+    # one evaluation per 1 s bucket over the span of the events, of which
+    # one a minute judged the long window
     span = (t[-1] - t[0]) / S
     assert abs(len(ev) - span) <= 2
+    assert abs(int(ev["judged"].sum()) - span / 60) <= 2
     assert ev.index.is_monotonic_increasing
     assert r.config["seed"] == 42 and r.config["open_s"] == 5.0
 
