@@ -95,7 +95,10 @@ class CircuitOpenError(TripsenseError):
     status = 0
     status_name = ""
     # _v: (state, decision, reason, retry_after, score, threshold) once
-    # known; _src: (breaker, state code, decision code, reason cache) until
+    # known. Until then _src: (breaker, state code, decision code, reason
+    # cache), set by Breaker._refusal, which makes the error with
+    # BaseException.__new__ (no __init__) and whose _describe_refusal
+    # turns _src into _v.
     __slots__ = ("_v", "_src")
 
     def __init__(
@@ -110,17 +113,6 @@ class CircuitOpenError(TripsenseError):
     ) -> None:
         Exception.__init__(self, breaker)
         self._v = (state, decision, reason, retry_after, score, threshold)
-
-    @classmethod
-    def _lazy(cls, name: str, src: tuple) -> "CircuitOpenError":
-        """The rejected path's constructor: no Python ``__init__`` runs.
-
-        ``src[0]`` is the breaker, whose ``_describe_refusal(*src[1:])``
-        returns the attributes' tuple when one is first read.
-        """
-        e = _new_exception(cls, name)
-        e._src = src
-        return e
 
     def _fields(self) -> tuple:
         try:
@@ -177,8 +169,6 @@ class CircuitOpenError(TripsenseError):
     def __reduce__(self) -> Any:
         return (type(self), (self.breaker,) + self._fields())
 
-
-_new_exception = BaseException.__new__
 
 
 _STORE = {

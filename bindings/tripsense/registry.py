@@ -170,7 +170,7 @@ class Registry:
             return
         with self._lock:
             for b in self._by_name.values():
-                b._b = ffi.NULL
+                b._forget_c()
             self._by_name.clear()
             self._r = ffi.NULL
         ffi.release(r)
