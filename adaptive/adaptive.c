@@ -19,7 +19,7 @@ struct trip__adaptive {
     trip__baseline base;
     trip__ewratio ew_rate; /* failures / calls */
     trip__ewratio ew_lat;  /* latency seconds / calls */
-    trip__kofm rate_hist, lat_hist;
+    trip__kofm rate_hist, lat_hist, pct_hist;
     int64_t obs_index; /* wall_ns / observation period last seen */
     int dirty;         /* the current observation period saw trouble */
     double cq[3];      /* trip__quantile_cq of p95, p99, cfg q */
@@ -85,6 +85,7 @@ trip__adaptive_reconfigure(trip__adaptive *a, const trip_config *cfg)
     trip_adaptive_set_(a, cfg);
     trip__kofm_reset(&a->rate_hist);
     trip__kofm_reset(&a->lat_hist);
+    trip__kofm_reset(&a->pct_hist);
 }
 
 /* Log-scale slope d log Q / dz of the tail, from the baseline's p95 and p99
@@ -170,7 +171,8 @@ trip_exceedances_(const trip_config *cfg, const trip__bcell *c95,
     v->z = tail < 1 ? gsl_cdf_ugaussian_Qinv(tail) : 0;
     if (isnan(v->z))
         v->z = tail <= 0 ? INFINITY : NAN;
-    v->anomalous = (double)over >= 2 * 0.05 * (double)n && v->z >= cfg->anomaly_z;
+    v->anomalous =
+        (double)over >= 2 * 0.05 * (double)n && v->z >= cfg->anomaly_z;
 }
 
 /* Score every adaptive statistic of this evaluation (no decisions yet). */
@@ -456,6 +458,7 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
     if (!closed) {
         trip__kofm_reset(&a->rate_hist);
         trip__kofm_reset(&a->lat_hist);
+        trip__kofm_reset(&a->pct_hist);
         a->dirty = 1;
     } else {
         rule = trip_fixed_adaptive_(a, cfg, shortw, short_q, &r);
@@ -463,22 +466,23 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
             int arule = trip_anomaly_(a, cfg, shortw, longw, &f, &r);
             if (rule == TRIP_RULE_NONE)
                 rule = arule;
-            if (trip_percentile_baseline_(cfg, longw, &f, &pflag) &&
-                rule == TRIP_RULE_NONE) {
+            /* confirmed like the anomaly rules: one minute's p99 can sit
+             * on a few slow calls */
+            int pct = trip_percentile_baseline_(cfg, longw, &f, &pflag);
+            pct = trip__kofm_push(&a->pct_hist, pct, cfg->anomaly_k,
+                                  cfg->anomaly_m) &&
+                  pct;
+            if (pct && rule == TRIP_RULE_NONE) {
                 double base = exp(f.lq.mean);
-                r = (trip_reason){TRIP_RULE_LATENCY_PERCENTILE,
-                                  f.q[2],
-                                  cfg->latency_baseline_factor * base,
-                                  base,
-                                  (int64_t)longw->hist_total,
-                                  0};
+                r = (trip_reason){TRIP_RULE_LATENCY_PERCENTILE,        f.q[2],
+                                  cfg->latency_baseline_factor * base, base,
+                                  (int64_t)longw->hist_total,          0};
                 rule = r.rule;
             }
             a->dirty |= pflag || f.rs.anomalous || f.rl.anomalous ||
                         f.l95.anomalous || f.l99.anomalous;
         }
-        a->dirty |=
-            rule != TRIP_RULE_NONE || trip_fixed_rate_hit_(cfg, shortw);
+        a->dirty |= rule != TRIP_RULE_NONE || trip_fixed_rate_hit_(cfg, shortw);
     }
     if (judge)
         trip_learn_(a, cfg, wall_ns, idx, longw, f.logq);

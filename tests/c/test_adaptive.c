@@ -493,14 +493,18 @@ test_adaptive_percentile_rules(void **state)
     sim s = {.rng = 6};
     int64_t t = learn(a, &cfg, &s, T0_, 120, 100, 0.01, 0.02);
     trip_reason r = {0};
-    sim_windows(&s, 100, 0.01, 0.08, 0.5); /* 4x: past the 3x factor */
-    assert_int_equal(sim_eval(a, &cfg, &s, t + MIN_, 1, NULL, &r),
-                     TRIP_RULE_LATENCY_PERCENTILE);
+    /* 4x: past the 3x factor, confirmed like the anomaly rules (k of m) */
+    for (int i = 1; i <= (int)cfg.anomaly_k; i++) {
+        sim_windows(&s, 100, 0.01, 0.08, 0.5);
+        assert_int_equal(sim_eval(a, &cfg, &s, t + i * MIN_, 1, NULL, &r),
+                         i < (int)cfg.anomaly_k ? TRIP_RULE_NONE
+                                                : TRIP_RULE_LATENCY_PERCENTILE);
+    }
     assert_close(r.threshold, 3 * r.baseline, 1e-12);
     assert_true(r.score >= r.threshold);
     /* too few samples: silent */
     sim_windows(&s, 4, 0.01, 0.08, 0.5);
-    assert_int_equal(sim_eval(a, &cfg, &s, t + 2 * MIN_, 1, NULL, &r),
+    assert_int_equal(sim_eval(a, &cfg, &s, t + 9 * MIN_, 1, NULL, &r),
                      TRIP_RULE_NONE);
     /* the absolute limit needs no baseline and works with adaptive off */
     trip__adaptive_free(a);
