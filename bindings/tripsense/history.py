@@ -141,12 +141,12 @@ def _index(ns: np.ndarray) -> Any:
     pd = _pd()
     m8 = np.asarray(ns, dtype=np.int64).view("datetime64[ns]")
     try:
-        return pd.DatetimeIndex(m8, dtype=_UTC_NS(pd), name="time", copy=True)
+        return pd.DatetimeIndex(m8, dtype=_utc_ns_dtype(pd), name="time", copy=True)
     except (TypeError, ValueError):  # pragma: no cover - older pandas
         return pd.DatetimeIndex(m8, name="time").tz_localize("UTC")
 
 
-def _UTC_NS(pd: Any) -> Any:
+def _utc_ns_dtype(pd: Any) -> Any:
     return pd.DatetimeTZDtype(unit="ns", tz="UTC")
 
 
