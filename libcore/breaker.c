@@ -273,12 +273,14 @@ static int
 trip_allow_half_open_(trip_breaker *b, trip_ticket *t, trip__stripe *st)
 {
     uint32_t limit = atomic_load_explicit(&b->hp_probes, TRIP_RLX_);
-    uint32_t cur = atomic_load(&b->probes_in_flight);
+    uint64_t tag = trip__probe_tag(t->generation);
+    uint64_t cur = atomic_load(&b->probes);
     do {
-        if (cur >= limit)
+        /* another period's count: the state moved on since this call read
+         * it, so its probe would be late and never given back */
+        if ((cur & ~(uint64_t)UINT32_MAX) != tag || (uint32_t)cur >= limit)
             return trip_refuse_(b, t, st, TRIP_LIMITED);
-    } while (
-        !atomic_compare_exchange_weak(&b->probes_in_flight, &cur, cur + 1));
+    } while (!atomic_compare_exchange_weak(&b->probes, &cur, cur + 1));
     t->flags |= TRIP_TK_PROBE_;
     return trip_pass_(b, t, st);
 }

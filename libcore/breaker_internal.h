@@ -112,8 +112,12 @@ struct trip_breaker {
     /* --- shared written counters (rare paths) ------------------------ */
     _Alignas(TRIP_CACHELINE_) _Atomic uint32_t consec_fail;
     _Alignas(TRIP_CACHELINE_) _Atomic uint32_t consec_timeout;
-    _Alignas(TRIP_CACHELINE_) _Atomic uint32_t probes_in_flight;
-    _Atomic uint32_t probe_successes;
+    /* half-open probes in flight (low 32 bits), tagged with the low 32
+     * bits of the generation of the half-open period that admitted them
+     * (high 32 bits): an admission that read an earlier period's state
+     * can never take a probe of a later period */
+    _Alignas(TRIP_CACHELINE_) _Atomic uint64_t probes;
+    _Atomic uint32_t probe_successes; /* written under mu */
     _Alignas(TRIP_CACHELINE_) _Atomic uint64_t ramp_counter;
     int64_t ramp_start_ns;
     _Alignas(TRIP_CACHELINE_) _Atomic uint64_t count_pos; /* count window */
@@ -232,6 +236,13 @@ int trip__deps_describe(trip_breaker *b, const char **root,
 void trip__signals_free(trip_breaker *b);
 uint64_t trip__sw_flags_locked(trip_breaker *b, int to);
 const char *trip__signal_name(trip_breaker *b, int i, double *value);
+
+/* The tag of b->probes for a half-open period of this generation. */
+static inline uint64_t
+trip__probe_tag(uint64_t generation)
+{
+    return (generation & 0xFFFFFFFFu) << 32;
+}
 
 static inline double
 trip__bits_to_double(uint64_t u)

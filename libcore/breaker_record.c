@@ -55,22 +55,29 @@ trip_trip_now_(trip_breaker *b, const trip_ticket *t, int rule, double score,
     trip__announce(b, &p);
 }
 
+/* Under mu, where every state change happens: checked and counted outside
+ * it, a probe whose period ended after the check (the state moved to open
+ * and back to half-open) took a slot of the new period back, wrapping its
+ * count so that no probe was ever admitted again, and counted its success
+ * toward the new period's. */
 static void
 trip_probe_done_(trip_breaker *b, const trip_ticket *t, int outcome,
                  int64_t now)
 {
-    atomic_fetch_sub(&b->probes_in_flight, 1);
-    if (outcome == TRIP_IGNORED)
-        return;
-    uint32_t need = atomic_load_explicit(&b->hp_successes, TRIP_RLX_);
-    if (outcome == TRIP_SUCCESS &&
-        atomic_fetch_add(&b->probe_successes, 1) + 1 < need)
-        return;
     trip__pending p = {0};
     pthread_mutex_lock(&b->mu);
     uint64_t sw = atomic_load(&b->sw);
-    if ((sw >> TRIP_SW_GEN_SHIFT_) == t->generation &&
-        (sw & TRIP_SW_STATE_MASK_) == TRIP_HALF_OPEN) {
+    uint32_t need = atomic_load_explicit(&b->hp_successes, TRIP_RLX_);
+    if ((sw >> TRIP_SW_GEN_SHIFT_) != t->generation ||
+        (sw & TRIP_SW_STATE_MASK_) != TRIP_HALF_OPEN) {
+        pthread_mutex_unlock(&b->mu);
+        return;
+    }
+    atomic_fetch_sub(&b->probes, 1);
+    uint32_t ok = outcome == TRIP_SUCCESS
+                      ? atomic_fetch_add(&b->probe_successes, 1) + 1
+                      : 0;
+    if (outcome == TRIP_FAILURE || outcome == TRIP_TIMEOUT || ok >= need) {
         trip_reason r = {outcome == TRIP_SUCCESS ? TRIP_RULE_HALF_OPEN_SUCCESS
                                                  : TRIP_RULE_HALF_OPEN_FAILURE,
                          NAN,
@@ -79,9 +86,9 @@ trip_probe_done_(trip_breaker *b, const trip_ticket *t, int outcome,
                          1,
                          0};
         if (outcome == TRIP_SUCCESS) {
-            r.score = atomic_load(&b->probe_successes);
+            r.score = ok;
             r.threshold = need;
-            r.samples = (int64_t)r.score;
+            r.samples = ok;
         }
         trip__transition_locked(
             b, outcome == TRIP_SUCCESS ? TRIP_CLOSED : TRIP_OPEN, -1, &r, now,

@@ -85,7 +85,7 @@ trip_snapshot_get(trip_breaker *b, trip_snapshot *s)
     s->trips = b->trips;
     s->transitions = b->transitions;
     s->last_trip = b->last_trip;
-    s->half_open_in_flight = atomic_load(&b->probes_in_flight);
+    s->half_open_in_flight = (uint32_t)atomic_load(&b->probes);
     s->half_open_successes = atomic_load(&b->probe_successes);
     int64_t now = trip_clock_now(b->clock);
     if (s->machine_state == TRIP_OPEN) {

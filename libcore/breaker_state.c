@@ -60,7 +60,7 @@ trip_open_duration_(trip_breaker *b, double flap_factor)
 }
 
 static void
-trip_enter_state_(trip_breaker *b, int to, int64_t now)
+trip_enter_state_(trip_breaker *b, int to, int64_t now, uint64_t gen)
 {
     if (to == TRIP_OPEN) {
         if (b->closed_since_ns >= 0 &&
@@ -74,7 +74,9 @@ trip_enter_state_(trip_breaker *b, int to, int64_t now)
         atomic_store(&b->open_until_ns, 0);
     }
     if (to == TRIP_HALF_OPEN) {
-        atomic_store(&b->probes_in_flight, 0);
+        /* before the new state word is published: whoever reads it finds
+         * this period's tag */
+        atomic_store(&b->probes, trip__probe_tag(gen));
         atomic_store(&b->probe_successes, 0);
     }
     trip__limiter_update_locked(b, to, now);
@@ -98,10 +100,10 @@ trip__transition_locked(trip_breaker *b, int to, int mode, const trip_reason *r,
     trip__harvest(b, &discard, 0, 0);
     if (to != TRIP_HALF_OPEN)
         trip__reset_windows(b);
+    uint64_t gen = (sw >> TRIP_SW_GEN_SHIFT_) + 1;
     /* an operator mode change keeps the machine where it was */
     if (to != (int)(sw & TRIP_SW_STATE_MASK_) || r->rule != TRIP_RULE_MANUAL)
-        trip_enter_state_(b, to, now);
-    uint64_t gen = (sw >> TRIP_SW_GEN_SHIFT_) + 1;
+        trip_enter_state_(b, to, now, gen);
     uint64_t nsw = gen << TRIP_SW_GEN_SHIFT_ |
                    (uint64_t)mode << TRIP_SW_MODE_SHIFT_ | (uint64_t)to;
     if (to == TRIP_CLOSED && b->cfg.ramp_ns > 0 &&
