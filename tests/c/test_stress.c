@@ -64,8 +64,12 @@ count_main(void *p)
             a->bad++;
             continue;
         }
-        /* outcomes cycle success, failure, timeout, ignored */
-        if (trip_record_latency(a->b, &t, (int)(i & 3), 0.0005) != TRIP_OK)
+        /* outcomes cycle success, failure, timeout, ignored; latencies
+         * over a dozen histogram bins, so that harvests race records on
+         * bins being emptied and refilled */
+        if (trip_record_latency(a->b, &t, (int)(i & 3),
+                                0.0005 * (1 + 0.3 * (double)(i % 12))) !=
+            TRIP_OK)
             a->bad++;
     }
     return NULL;
@@ -104,6 +108,14 @@ test_stress_counters_exact_16_threads(void **state)
     assert_int_equal(s.late, 0);
     assert_int_equal(s.rejected + s.limited, 0);
     assert_int_equal(s.state, TRIP_CLOSED);
+    /* every latency reached the histogram: none left behind in a stripe */
+    char *prom = NULL;
+    assert_int_equal(trip_breaker_prometheus(b, &prom), TRIP_OK);
+    const char *cnt = strstr(prom, "tripsense_call_latency_seconds_count{");
+    assert_non_null(cnt);
+    assert_int_equal(strtoll(strchr(cnt, '}') + 1, NULL, 10),
+                     total / 4 * 3);
+    trip_string_free(prom);
     trip_breaker_free(b);
 }
 
@@ -239,9 +251,13 @@ typedef struct race {
     _Atomic int stop;
     _Atomic long listener_transitions;
     _Atomic long violations;
-    _Atomic long why[8];          /* violations by kind, printed on failure */
+    /* violations by kind, printed on failure: 0 listener, 1 allow, 2
+     * record, 3 set_mode, 4 reconfigure, 5 snapshot ranges, 6 generation
+     * going back, 7 more half-open probes than P */
+    _Atomic long why[8];
     _Atomic long records_counted; /* records of tickets not issued DISABLED */
     _Atomic long reconfigures, mode_changes, snapshots;
+    _Atomic long bad_probes; /* the last half_open_in_flight above P */
 } race;
 
 typedef struct race_arg {
@@ -352,10 +368,15 @@ race_control(void *p)
             trip_snapshot s;
             trip_snapshot_get(r->b, &s);
             if (s.state < TRIP_CLOSED || s.state > TRIP_METRICS_ONLY ||
-                s.machine_state > TRIP_HALF_OPEN || s.generation < last_gen ||
-                s.in_flight < 0 || s.half_open_in_flight > 7)
-                violation(r, 5 + (s.generation < last_gen) +
-                                 (s.half_open_in_flight > 7));
+                s.machine_state > TRIP_HALF_OPEN || s.in_flight < 0)
+                violation(r, 5);
+            if (s.generation < last_gen)
+                violation(r, 6);
+            /* never more probes out than the largest P of the configs */
+            if (s.half_open_in_flight > 7) {
+                violation(r, 7);
+                atomic_store(&r->bad_probes, s.half_open_in_flight);
+            }
             last_gen = s.generation;
             atomic_fetch_add(&r->snapshots, 1);
             break;
@@ -414,10 +435,13 @@ test_stress_transitions_keep_invariants(void **state)
 
     trip_snapshot s;
     assert_int_equal(trip_snapshot_get(r->b, &s), TRIP_OK);
-    if (atomic_load(&r->violations) != 0)
+    if (atomic_load(&r->violations) != 0) {
         for (int k = 0; k < 8; k++)
             print_error("violations of kind %d: %ld\n", k,
                         atomic_load(&r->why[k]));
+        print_error("half-open probes in flight seen above P: %ld\n",
+                    atomic_load(&r->bad_probes));
+    }
     assert_int_equal(atomic_load(&r->violations), 0);
     /* every admitted call was recorded once: nothing left in flight, and
      * every record landed in the counts or the late results */
@@ -433,6 +457,121 @@ test_stress_transitions_keep_invariants(void **state)
     free(r);
 }
 
+/* ---- 4: half-open periods in quick succession --------------------------- */
+
+enum { CYCLE_WORKERS = 4, CYCLE_PROBES = 1 };
+
+typedef struct cycle {
+    trip_breaker *b;
+    trip_clock *clk;
+    _Atomic int stop;
+    _Atomic long over;       /* snapshots with more probes out than P */
+    _Atomic long worst;      /* the largest such count */
+    _Atomic long half_opens; /* periods, counted by a listener */
+} cycle;
+
+typedef struct cycle_arg {
+    cycle *c;
+    uint64_t rng;
+    long ops;
+} cycle_arg;
+
+/* Calls that fail half the time: every failure trips (closed) or reopens
+ * (half-open), every pair of successes closes, so periods follow each
+ * other as fast as the clock lets the open time pass. */
+static void *
+cycle_worker(void *p)
+{
+    cycle_arg *a = p;
+    cycle *c = a->c;
+    for (long i = 0; i < a->ops; i++) {
+        trip_ticket t;
+        if (trip_allow(c->b, &t) != TRIP_PASS)
+            continue;
+        trip_record(c->b, &t, (rnd(&a->rng) & 1) ? TRIP_FAILURE : TRIP_SUCCESS);
+    }
+    return NULL;
+}
+
+static void
+cycle_listener(int kind, const trip_transition *t, void *user)
+{
+    cycle *c = user;
+    if (kind == TRIP_EVENT_TRANSITION && t->to == TRIP_HALF_OPEN)
+        atomic_fetch_add(&c->half_opens, 1);
+}
+
+static void *
+cycle_clock(void *p)
+{
+    cycle *c = p;
+    while (!atomic_load(&c->stop)) {
+        trip_clock_advance(c->clk, 2 * TEST_MS_); /* open time is 1 ms */
+        trip_snapshot s;
+        trip_snapshot_get(c->b, &s);
+        if (s.half_open_in_flight > CYCLE_PROBES) {
+            atomic_fetch_add(&c->over, 1);
+            atomic_store(&c->worst, s.half_open_in_flight);
+        }
+    }
+    return NULL;
+}
+
+/* A probe's result that arrives after its period ended (the breaker went
+ * open and half-open again meanwhile) must not change the new period's
+ * count, nor may an admission that read the old period take a slot of the
+ * new one: either left the count wrapped or full with no probe out, and
+ * the breaker refused every call from then on. */
+static void
+test_stress_half_open_periods_keep_probe_counts(void **state)
+{
+    (void)state;
+    cycle *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    trip_config cfg;
+    quiet_config(&cfg);
+    cfg.consecutive_failures = 1;
+    cfg.open_ns = TEST_MS_;
+    cfg.open_max_ns = TEST_MS_;
+    cfg.half_open_probes = CYCLE_PROBES;
+    cfg.half_open_successes = 2;
+    assert_int_equal(trip_clock_manual_new(TEST_S_, 0, &c->clk), TRIP_OK);
+    assert_int_equal(trip_breaker_new("cycle", &cfg, c->clk, &c->b), TRIP_OK);
+    assert_int_equal(trip_breaker_add_listener(c->b, cycle_listener, c, NULL),
+                     TRIP_OK);
+    pthread_t th[CYCLE_WORKERS], clk;
+    cycle_arg a[CYCLE_WORKERS];
+    long ops = scaled(2e6, 20000);
+    assert_int_equal(pthread_create(&clk, NULL, cycle_clock, c), 0);
+    for (int i = 0; i < CYCLE_WORKERS; i++) {
+        a[i] = (cycle_arg){c, 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1), ops};
+        assert_int_equal(pthread_create(&th[i], NULL, cycle_worker, &a[i]), 0);
+    }
+    for (int i = 0; i < CYCLE_WORKERS; i++)
+        pthread_join(th[i], NULL);
+    atomic_store(&c->stop, 1);
+    pthread_join(clk, NULL);
+    if (atomic_load(&c->over) != 0)
+        print_error("%ld snapshots with more than %d probes out (last %ld)\n",
+                    atomic_load(&c->over), CYCLE_PROBES,
+                    atomic_load(&c->worst));
+    assert_int_equal(atomic_load(&c->over), 0);
+    assert_true(atomic_load(&c->half_opens) > 0);
+    /* nothing is out now: once the open time has passed, a call passes
+     * (closed, or the first probe of a half-open period) */
+    assert_int_equal(trip_clock_advance(c->clk, TEST_S_), TRIP_OK);
+    trip_ticket t;
+    int d = trip_allow(c->b, &t);
+    if (d != TRIP_PASS)
+        print_error("state %d refused the call (%d)\n",
+                    trip_breaker_state(c->b), d);
+    assert_int_equal(d, TRIP_PASS);
+    assert_int_equal(trip_record(c->b, &t, TRIP_SUCCESS), TRIP_OK);
+    trip_breaker_free(c->b);
+    trip_clock_free(c->clk);
+    free(c);
+}
+
 int
 main(void)
 {
@@ -440,6 +579,7 @@ main(void)
         cmocka_unit_test(test_stress_counters_exact_16_threads),
         cmocka_unit_test(test_stress_half_open_admits_exactly_p),
         cmocka_unit_test(test_stress_transitions_keep_invariants),
+        cmocka_unit_test(test_stress_half_open_periods_keep_probe_counts),
     };
     /* TRIP_STRESS_ONLY=<pattern> runs only the tests whose names match
      * (cmocka's filter, '*' and '?' wildcards): to loop one test */
