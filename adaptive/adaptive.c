@@ -128,7 +128,8 @@ trip_quantiles_(const trip_config *cfg, const trip__window *w, double *q,
         }
     }
     double sorted[3] = {qs[order[0]], qs[order[1]], qs[order[2]]};
-    trip__hist_quantiles_s(w->hist, w->hist_total, sorted, 3, out);
+    trip__hist_quantiles_from_s(w->hist, w->hist_total, w->hist_lo, sorted, 3,
+                                out);
     for (int i = 0; i < 3; i++)
         q[order[i]] = out[i];
     for (int i = 0; i < 3; i++)
@@ -444,11 +445,11 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
     int64_t period = a->base.obs_period_ns > 0 ? a->base.obs_period_ns : 1;
     int64_t idx = trip_period_index_(wall_ns, period);
     int judge = idx != a->obs_index;
-    double short_q =
-        cfg->latency_threshold_ns > 0 || ev != NULL
-            ? trip__hist_quantile_s(shortw->hist, shortw->hist_total,
-                                    cfg->latency_quantile)
-            : NAN;
+    double short_q = NAN;
+    if (cfg->latency_threshold_ns > 0 || ev != NULL)
+        trip__hist_quantiles_from_s(shortw->hist, shortw->hist_total,
+                                    shortw->hist_lo, &cfg->latency_quantile, 1,
+                                    &short_q);
     if (judge) {
         trip_score_(a, cfg, wall_ns, shortw, longw, &f);
         trip_keep_judged_(a, &f);

@@ -25,6 +25,7 @@ typedef struct trip__window {
     double latency_sum_s;
     const uint64_t *hist;
     uint64_t hist_total;
+    uint32_t hist_lo; /* no nonzero bin below it (0 when unknown) */
     int64_t span_ns; /* length of time the window covers */
 } trip__window;
 

@@ -34,6 +34,14 @@ void
 trip__hist_quantiles_s(const uint64_t *counts, uint64_t total, const double *qs,
                        size_t nq, double *out)
 {
+    trip__hist_quantiles_from_s(counts, total, 0, qs, nq, out);
+}
+
+void
+trip__hist_quantiles_from_s(const uint64_t *counts, uint64_t total,
+                            uint32_t from, const double *qs, size_t nq,
+                            double *out)
+{
     uint64_t rank[16];
     size_t qi = 0;
     uint64_t seen = 0;
@@ -50,7 +58,7 @@ trip__hist_quantiles_s(const uint64_t *counts, uint64_t total, const double *qs,
         if (rank[i] == 0)
             rank[i] = 1;
     }
-    for (uint32_t bin = 0; bin < TRIP_HIST_BINS; bin++) {
+    for (uint32_t bin = from; bin < TRIP_HIST_BINS; bin++) {
         if (counts[bin] == 0)
             continue;
         seen += counts[bin];

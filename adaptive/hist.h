@@ -50,4 +50,10 @@ double trip__hist_quantile_s(const uint64_t *counts, uint64_t total, double q);
 void trip__hist_quantiles_s(const uint64_t *counts, uint64_t total,
                             const double *qs, size_t nq, double *out);
 
+/* The same, for counts that are zero below bin `from`: the scan starts
+ * there. */
+void trip__hist_quantiles_from_s(const uint64_t *counts, uint64_t total,
+                                 uint32_t from, const double *qs, size_t nq,
+                                 double *out);
+
 #endif /* TRIPSENSE_HIST_H */

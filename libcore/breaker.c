@@ -63,8 +63,6 @@ trip_breaker_init_(trip_breaker *b, const char *name, const trip_config *cfg,
     b->period_lo = TRIP_HIST_BINS;
     if (!b->stripes || !b->life_hist || !b->minute_hist || !b->period_hist)
         return TRIP_ENOMEM;
-    for (int s = 0; s < TRIP_STRIPES_; s++)
-        atomic_init(&b->stripes[s].bin_lo, TRIP_HIST_BINS);
     atomic_init(&b->prio_cum_q16[0], 65536u);
     atomic_init(&b->lim_fraction_bits, trip__double_to_bits(1.0));
     b->lim_m = 1.0;

@@ -41,13 +41,16 @@ enum trip_ctr_ {
     TRIP_C_COUNT_
 };
 
+#define TRIP_HIST_WORDS_ ((TRIP_HIST_BINS + 63) / 64)
+
 /* One thread stripe: counts of the current bucket, harvested on a roll. */
 typedef struct trip__stripe {
     _Alignas(TRIP_CACHELINE_) _Atomic uint64_t c[TRIP_C_COUNT_];
     _Atomic uint64_t lat_sum_us;
-    /* bins outside [bin_lo, bin_hi] are zero; the range only grows, so a
-     * harvest can scan it instead of every bin */
-    _Atomic uint32_t bin_lo, bin_hi;
+    /* a bit per bin that may be nonzero: the record that makes a bin
+     * nonzero sets it, the harvest that empties the bin clears it, so a
+     * harvest visits only the bins used since the last one */
+    _Atomic uint64_t touched[TRIP_HIST_WORDS_];
     _Atomic uint64_t prio[TRIP_PRIO_LEVELS_]; /* calls by priority level */
     _Atomic uint32_t hist[TRIP_HIST_BINS];
 } trip__stripe;
@@ -145,6 +148,7 @@ struct trip_breaker {
     uint32_t *ring_hist;         /* window_buckets x TRIP_HIST_BINS */
     int64_t *hist_index;         /* bucket index held by each ring_hist slot */
     uint32_t *slot_range;        /* per slot: lo << 16 | hi of nonzero bins */
+    uint64_t *slot_bits; /* per slot: TRIP_HIST_WORDS_ words, nonzero bins */
     uint32_t short_lo, short_hi; /* nonzero range of short_hist */
     uint64_t *short_hist;        /* running sum over the short window */
     uint64_t short_hist_total;

@@ -12,23 +12,6 @@ trip_inc_(trip__stripe *st, int ctr)
     atomic_fetch_add_explicit(&st->c[ctr], 1, TRIP_RLX_);
 }
 
-/* Grow a stripe's nonzero-bin range (rare: only for a new extreme). The
- * release pairs with the harvest's acquire, which then scans the range. */
-static void
-trip_widen_range_(trip__stripe *st, uint32_t bin)
-{
-    uint32_t lo = atomic_load(&st->bin_lo);
-    while (bin < lo && !atomic_compare_exchange_weak_explicit(
-                           &st->bin_lo, &lo, bin, memory_order_release,
-                           memory_order_relaxed))
-        ;
-    uint32_t hi = atomic_load(&st->bin_hi);
-    while (bin > hi && !atomic_compare_exchange_weak_explicit(
-                           &st->bin_hi, &hi, bin, memory_order_release,
-                           memory_order_relaxed))
-        ;
-}
-
 static inline int
 trip_is_fail_(int outcome)
 {
@@ -204,10 +187,12 @@ trip_record_at_(trip_breaker *b, const trip_ticket *t, int outcome,
                                   TRIP_RLX_);
     if (outcome != TRIP_IGNORED) {
         uint32_t bin = trip__hist_bin(lat_ns);
-        if (TRIP_UNLIKELY_(bin < atomic_load_explicit(&st->bin_lo, TRIP_RLX_) ||
-                           bin > atomic_load_explicit(&st->bin_hi, TRIP_RLX_)))
-            trip_widen_range_(st, bin);
-        atomic_fetch_add_explicit(&st->hist[bin], 1, TRIP_RLX_);
+        /* the first call in a bin since the last harvest marks it; the
+         * release pairs with the harvest's acquire of the mark */
+        if (atomic_fetch_add_explicit(&st->hist[bin], 1, TRIP_RLX_) == 0)
+            atomic_fetch_or_explicit(&st->touched[bin / 64],
+                                     (uint64_t)1 << (bin % 64),
+                                     memory_order_release);
         atomic_fetch_add_explicit(&st->lat_sum_us, (uint64_t)(lat_ns / 1000),
                                   TRIP_RLX_);
         if (slow)

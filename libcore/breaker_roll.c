@@ -15,9 +15,10 @@ trip__windows_alloc(trip_breaker *b)
     b->ring_hist = trip__calloc((size_t)W * TRIP_HIST_BINS, sizeof(uint32_t));
     b->hist_index = trip__calloc(W, sizeof(int64_t));
     b->slot_range = trip__calloc(W, sizeof(uint32_t));
+    b->slot_bits = trip__calloc((size_t)W * TRIP_HIST_WORDS_, sizeof(uint64_t));
     b->short_hist = trip__calloc(TRIP_HIST_BINS, sizeof(uint64_t));
     if (!b->ring || !b->ring_hist || !b->hist_index || !b->short_hist ||
-        !b->slot_range)
+        !b->slot_range || !b->slot_bits)
         return TRIP_ENOMEM;
     b->short_lo = TRIP_HIST_BINS;
     b->short_hi = 0;
@@ -41,12 +42,14 @@ trip__windows_free(trip_breaker *b)
     trip__free(b->ring_hist);
     trip__free(b->hist_index);
     trip__free(b->slot_range);
+    trip__free(b->slot_bits);
     trip__free(b->short_hist);
     trip__free((void *)atomic_load(&b->count_ring));
     b->ring = NULL;
     b->ring_hist = NULL;
     b->hist_index = NULL;
     b->slot_range = NULL;
+    b->slot_bits = NULL;
     b->short_hist = NULL;
     atomic_store(&b->count_ring, NULL);
 }
@@ -82,13 +85,18 @@ static void
 trip_short_expire_(trip_breaker *b, uint32_t slot)
 {
     uint32_t *h = b->ring_hist + (size_t)slot * TRIP_HIST_BINS;
-    uint32_t lo = b->slot_range[slot] >> 16, hi = b->slot_range[slot] & 0xFFFF;
-    for (uint32_t i = lo; i <= hi && hi >= lo; i++) {
-        if (b->hist_index[slot] >= 0) {
-            b->short_hist[i] -= h[i];
-            b->short_hist_total -= h[i];
+    uint64_t *bits = b->slot_bits + (size_t)slot * TRIP_HIST_WORDS_;
+    int live = b->hist_index[slot] >= 0;
+    for (uint32_t w = 0; w < TRIP_HIST_WORDS_; w++) {
+        for (uint64_t x = bits[w]; x != 0; x &= x - 1) {
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(x);
+            if (live) {
+                b->short_hist[i] -= h[i];
+                b->short_hist_total -= h[i];
+            }
+            h[i] = 0;
         }
-        h[i] = 0;
+        bits[w] = 0;
     }
     b->slot_range[slot] = TRIP_HIST_BINS << 16; /* empty: lo > hi */
     b->hist_index[slot] = -1;
@@ -96,7 +104,7 @@ trip_short_expire_(trip_breaker *b, uint32_t slot)
 
 static void
 trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
-                     uint32_t *whist, uint32_t *range)
+                     uint32_t *whist, uint64_t *wbits, uint32_t *range)
 {
     uint64_t outcomes = 0;
     for (int c = 0; c < TRIP_C_COUNT_; c++) {
@@ -116,21 +124,36 @@ trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
     sum->lat_sum_s += (double)us * 1e-6;
     if (outcomes == 0)
         return; /* no latency was recorded since the last harvest */
-    uint32_t lo = atomic_load_explicit(&st->bin_lo, memory_order_acquire);
-    uint32_t hi = atomic_load_explicit(&st->bin_hi, memory_order_acquire);
-    for (uint32_t i = lo; i <= hi && i < TRIP_HIST_BINS; i++) {
-        uint32_t v = atomic_load_explicit(&st->hist[i], memory_order_relaxed);
-        if (v == 0)
+    uint32_t lo = TRIP_HIST_BINS, hi = 0;
+    for (uint32_t w = 0; w < TRIP_HIST_WORDS_; w++) {
+        if (atomic_load_explicit(&st->touched[w], memory_order_relaxed) == 0)
             continue;
-        atomic_fetch_sub_explicit(&st->hist[i], v, memory_order_relaxed);
-        b->life_hist[i] += v;
-        b->minute_hist[i] += v;
-        if (whist) {
-            whist[i] += v;
-            b->short_hist[i] += v;
-            b->short_hist_total += v;
-            b->period_hist[i] += v;
-            b->period_hist_total += v;
+        uint64_t x =
+            atomic_exchange_explicit(&st->touched[w], 0, memory_order_acquire);
+        for (; x != 0; x &= x - 1) {
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(x);
+            uint32_t v =
+                atomic_load_explicit(&st->hist[i], memory_order_relaxed);
+            if (v == 0)
+                continue;
+            /* a call counted since the load stays for the next harvest,
+             * and so must the bin's mark (its record saw a nonzero bin) */
+            if (atomic_fetch_sub_explicit(&st->hist[i], v,
+                                          memory_order_relaxed) != v)
+                atomic_fetch_or_explicit(&st->touched[w], x & -x,
+                                         memory_order_relaxed);
+            lo = i < lo ? i : lo;
+            hi = i > hi ? i : hi;
+            b->life_hist[i] += v;
+            b->minute_hist[i] += v;
+            if (whist) {
+                whist[i] += v;
+                wbits[w] |= x & -x;
+                b->short_hist[i] += v;
+                b->short_hist_total += v;
+                b->period_hist[i] += v;
+                b->period_hist_total += v;
+            }
         }
     }
     uint32_t rlo = *range >> 16, rhi = *range & 0xFFFF;
@@ -175,6 +198,7 @@ void
 trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window, int64_t idx)
 {
     uint32_t *whist = NULL;
+    uint64_t *wbits = NULL;
     uint32_t range = (uint32_t)TRIP_HIST_BINS << 16; /* empty */
     uint32_t slot = 0;
     memset(bucket, 0, sizeof *bucket);
@@ -187,10 +211,11 @@ trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window, int64_t idx)
         slot = (uint32_t)(idx % b->cfg.window_buckets);
         trip_short_expire_(b, slot);
         whist = b->ring_hist + (size_t)slot * TRIP_HIST_BINS;
+        wbits = b->slot_bits + (size_t)slot * TRIP_HIST_WORDS_;
         b->hist_index[slot] = idx;
     }
     for (int s = 0; s < TRIP_STRIPES_; s++)
-        trip_harvest_stripe_(b, &b->stripes[s], bucket, whist, &range);
+        trip_harvest_stripe_(b, &b->stripes[s], bucket, whist, wbits, &range);
     for (int c = 0; c < TRIP_C_COUNT_; c++) {
         b->totals.c[c] += bucket->c[c];
         b->minute.c[c] += bucket->c[c];
@@ -227,8 +252,12 @@ trip_window_sum_(const trip_breaker *b, int64_t from, int64_t to,
 {
     uint64_t c[TRIP_C_COUNT_] = {0};
     double lat = 0;
-    for (uint32_t i = 0; i < b->cfg.long_window_buckets; i++) {
-        const trip__bucket *rb = &b->ring[i];
+    /* a span shorter than the ring visits only its own slots */
+    int64_t L = b->cfg.long_window_buckets, span = to - from + 1;
+    int64_t n = span > 0 && span < L ? span : L;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t slot = n == L ? j : ((from + j) % L + L) % L;
+        const trip__bucket *rb = &b->ring[slot];
         if (rb->index < from || rb->index > to)
             continue;
         for (int k = 0; k < TRIP_C_COUNT_; k++)
@@ -274,7 +303,13 @@ trip__flush_minute(trip_breaker *b)
     uint64_t n = c[TRIP_C_SUCCESS_] + c[TRIP_C_FAILURE_] + c[TRIP_C_TIMEOUT_];
     if (b->minute_start_wall >= 0 && s != NULL &&
         n + c[TRIP_C_IGNORED_] + c[TRIP_C_REJECTED_] + c[TRIP_C_LIMITED_]) {
-        trip__hist_quantiles_s(b->minute_hist, n, qs, 5, q);
+        /* over the latencies the histogram holds: late results count as
+         * outcomes of the minute but left no latency (ranks past the
+         * histogram's total read as the top bin, 4295 s) */
+        uint64_t nh = 0;
+        for (uint32_t i = 0; i < TRIP_HIST_BINS; i++)
+            nh += b->minute_hist[i];
+        trip__hist_quantiles_s(b->minute_hist, nh, qs, 5, q);
         trip_rollup_row r = {b->minute_start_wall,
                              b->store_id,
                              (int64_t)n,
@@ -378,10 +413,12 @@ trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now, int64_t wall_end,
                      &lfailw);
     bw.hist = sw_.hist = b->short_hist;
     bw.hist_total = sw_.hist_total = b->short_hist_total;
+    bw.hist_lo = sw_.hist_lo = b->short_lo < TRIP_HIST_BINS ? b->short_lo : 0;
     /* the long window's latencies: those since the last judgement, which
      * is the long window when buckets roll without gaps */
     lw.hist = b->period_hist;
     lw.hist_total = b->period_hist_total;
+    lw.hist_lo = b->period_lo < TRIP_HIST_BINS ? b->period_lo : 0;
     trip_eval_init_(&ev);
     ev.wall_ns = wall_end;
     ev.long_calls = lw.calls;

@@ -149,11 +149,13 @@ trip_swap_windows_(trip_breaker *b, const trip_config *cfg)
     trip__free(b->ring_hist);
     trip__free(b->hist_index);
     trip__free(b->slot_range);
+    trip__free(b->slot_bits);
     trip__free(b->short_hist);
     b->ring = tmp.ring;
     b->ring_hist = tmp.ring_hist;
     b->hist_index = tmp.hist_index;
     b->slot_range = tmp.slot_range;
+    b->slot_bits = tmp.slot_bits;
     b->short_hist = tmp.short_hist;
     b->short_hist_total = 0;
     atomic_store(&b->count_ring, atomic_load(&tmp.count_ring));
