@@ -142,13 +142,13 @@ struct trip_breaker {
     trip_config cfg;
     void **retired; /* count rings replaced by reconfigure */
     size_t n_retired;
-    uint64_t *life_hist;         /* lifetime latency histogram */
-    int64_t cur_bucket;          /* index of the bucket being filled */
-    trip__bucket *ring;          /* long_window_buckets buckets */
-    uint32_t *ring_hist;         /* window_buckets x TRIP_HIST_BINS */
-    int64_t *hist_index;         /* bucket index held by each ring_hist slot */
-    uint32_t *slot_range;        /* per slot: lo << 16 | hi of nonzero bins */
-    uint64_t *slot_bits; /* per slot: TRIP_HIST_WORDS_ words, nonzero bins */
+    uint64_t *life_hist;  /* lifetime latency histogram */
+    int64_t cur_bucket;   /* index of the bucket being filled */
+    trip__bucket *ring;   /* long_window_buckets buckets */
+    uint32_t *ring_hist;  /* window_buckets x TRIP_HIST_BINS */
+    int64_t *hist_index;  /* bucket index held by each ring_hist slot */
+    uint32_t *slot_range; /* per slot: lo << 16 | hi of nonzero bins */
+    uint64_t *slot_bits;  /* per slot: TRIP_HIST_WORDS_ words, nonzero bins */
     uint32_t short_lo, short_hi; /* nonzero range of short_hist */
     uint64_t *short_hist;        /* running sum over the short window */
     uint64_t short_hist_total;
@@ -158,10 +158,13 @@ struct trip_breaker {
     uint64_t *period_hist; /* since the last judgement of the long window */
     uint64_t period_hist_total;
     uint32_t period_lo, period_hi; /* nonzero range of period_hist */
-    int64_t minute_start_wall; /* -1 none */
+    int64_t minute_start_wall;     /* -1 none */
     trip__adaptive *adaptive;
     trip_eval last_eval;
     trip_reason last_trip;
+    /* a successful probe at least this slow fails (ns, 0: none): set when
+     * a latency rule opens the breaker (under mu) */
+    int64_t probe_slow_ns;
     uint32_t trips; /* since the backoff reset */
     int64_t closed_since_ns;
     int64_t transitions;

@@ -45,7 +45,7 @@ trip_trip_now_(trip_breaker *b, const trip_ticket *t, int rule, double score,
  * toward the new period's. */
 static void
 trip_probe_done_(trip_breaker *b, const trip_ticket *t, int outcome,
-                 int64_t now)
+                 int64_t lat_ns, int64_t now)
 {
     trip__pending p = {0};
     pthread_mutex_lock(&b->mu);
@@ -57,6 +57,11 @@ trip_probe_done_(trip_breaker *b, const trip_ticket *t, int outcome,
         return;
     }
     atomic_fetch_sub(&b->probes, 1);
+    /* a success as slow as what opened the breaker fails the probe */
+    int slow = outcome == TRIP_SUCCESS && b->probe_slow_ns > 0 &&
+               lat_ns >= b->probe_slow_ns;
+    if (slow)
+        outcome = TRIP_FAILURE;
     uint32_t ok = outcome == TRIP_SUCCESS
                       ? atomic_fetch_add(&b->probe_successes, 1) + 1
                       : 0;
@@ -72,6 +77,9 @@ trip_probe_done_(trip_breaker *b, const trip_ticket *t, int outcome,
             r.score = ok;
             r.threshold = need;
             r.samples = ok;
+        } else if (slow) {
+            r.score = (double)lat_ns * 1e-9;
+            r.threshold = (double)b->probe_slow_ns * 1e-9;
         }
         trip__transition_locked(
             b, outcome == TRIP_SUCCESS ? TRIP_CLOSED : TRIP_OPEN, -1, &r, now,
@@ -199,7 +207,7 @@ trip_record_at_(trip_breaker *b, const trip_ticket *t, int outcome,
             trip_inc_(st, TRIP_C_SLOW_);
     }
     if (t->flags & TRIP_TK_PROBE_) {
-        trip_probe_done_(b, t, outcome, now);
+        trip_probe_done_(b, t, outcome, lat_ns, now);
         return TRIP_OK;
     }
     if ((sw & TRIP_SW_STATE_MASK_) != TRIP_CLOSED)

@@ -59,6 +59,33 @@ trip_open_duration_(trip_breaker *b, double flap_factor)
     return d < 1e6 ? 1000000 : (int64_t)d;
 }
 
+/*
+ * After a latency rule opened the breaker, a probe that succeeds as slowly
+ * as what tripped it is no evidence of recovery (the failure rules' probes
+ * succeed or fail on their own): the slow-call limit, the percentile's
+ * limit, or the baseline quantile times the latency effect size. Peers
+ * judge half-open calls by the same slow-call rule that trips (Resilience4j
+ * counts slow calls in half-open).
+ */
+static int64_t
+trip_probe_slow_ns_(const trip_breaker *b, const trip_reason *r)
+{
+    double s = 0;
+    switch (r->rule) {
+    case TRIP_RULE_SLOW_CALL_RATE:
+        return b->cfg.slow_call_ns;
+    case TRIP_RULE_LATENCY_PERCENTILE:
+        s = r->threshold;
+        break;
+    case TRIP_RULE_ANOMALY_LATENCY:
+        s = r->baseline * b->cfg.anomaly_latency_effect;
+        break;
+    default:
+        return 0;
+    }
+    return isfinite(s) && s > 0 && s < 86400 ? (int64_t)(s * 1e9) : 0;
+}
+
 static void
 trip_enter_state_(trip_breaker *b, int to, int64_t now, uint64_t gen)
 {
@@ -116,6 +143,9 @@ trip__transition_locked(trip_breaker *b, int to, int mode, const trip_reason *r,
     reason.wall_ns = now + atomic_load(&b->wall_offset_ns);
     if (to == TRIP_OPEN)
         b->last_trip = reason;
+    if (to == TRIP_CLOSED ||
+        (to == TRIP_OPEN && r->rule != TRIP_RULE_HALF_OPEN_FAILURE))
+        b->probe_slow_ns = trip_probe_slow_ns_(b, r);
     /* under a forced or disabled mode the machine may still move while
      * what callers see stays put: count and announce only visible changes
      * (the shadow machine of metrics-only mode is announced as documented) */

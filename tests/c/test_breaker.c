@@ -247,6 +247,57 @@ test_breaker_full_cycle(void **state)
     destroy(f);
 }
 
+/* Opened by a latency rule, the breaker does not close on probes that
+ * succeed as slowly as what tripped it; opened by failures, it does. */
+static void
+test_breaker_slow_probe_fails_after_a_latency_trip(void **state)
+{
+    (void)state;
+    trip_config c;
+    plain_config(&c);
+    c.slow_call_rate = 0.5;
+    c.slow_call_ns = 100 * TEST_MS_;
+    c.min_calls = 5;
+    c.half_open_successes = 1;
+    c.open_ns = 5 * TEST_S_;
+    c.backoff_multiplier = 2.0;
+    fixture *f = make(&c);
+    for (int i = 0; i < 10; i++)
+        call(f, TRIP_SUCCESS, 0.2);
+    trip_clock_advance(f->clk, 1 * TEST_S_);
+    call(f, TRIP_SUCCESS, 0.2); /* rolls the bucket: the rule judges */
+    assert_int_equal(trip_breaker_state(f->b), TRIP_OPEN);
+    trip_clock_advance(f->clk, 5 * TEST_S_);
+    assert_int_equal(call(f, TRIP_SUCCESS, 0.15), TRIP_PASS);
+    trip_snapshot s;
+    trip_snapshot_get(f->b, &s);
+    assert_int_equal(s.state, TRIP_OPEN);
+    assert_int_equal(s.last_trip.rule, TRIP_RULE_HALF_OPEN_FAILURE);
+    assert_close(s.last_trip.score, 0.15, 1e-9);
+    assert_close(s.last_trip.threshold, 0.1, 1e-9);
+    /* the limit holds through the reopened period; a fast probe closes */
+    trip_clock_advance(f->clk, 10 * TEST_S_);
+    assert_int_equal(call(f, TRIP_SUCCESS, 0.15), TRIP_PASS);
+    assert_int_equal(trip_breaker_state(f->b), TRIP_OPEN);
+    trip_clock_advance(f->clk, 20 * TEST_S_);
+    assert_int_equal(call(f, TRIP_SUCCESS, 0.05), TRIP_PASS);
+    assert_int_equal(trip_breaker_state(f->b), TRIP_CLOSED);
+    destroy(f);
+    /* opened by consecutive failures: a slow success still closes it */
+    plain_config(&c);
+    c.consecutive_failures = 3;
+    c.half_open_successes = 1;
+    c.open_ns = 5 * TEST_S_;
+    f = make(&c);
+    for (int i = 0; i < 3; i++)
+        call(f, TRIP_FAILURE, 0.01);
+    assert_int_equal(trip_breaker_state(f->b), TRIP_OPEN);
+    trip_clock_advance(f->clk, 5 * TEST_S_);
+    assert_int_equal(call(f, TRIP_SUCCESS, 3.0), TRIP_PASS);
+    assert_int_equal(trip_breaker_state(f->b), TRIP_CLOSED);
+    destroy(f);
+}
+
 static void
 test_breaker_half_open_failure_reopens_with_backoff(void **state)
 {
@@ -691,6 +742,7 @@ main(void)
         cmocka_unit_test(test_breaker_slow_call_rate),
         cmocka_unit_test(test_breaker_full_cycle),
         cmocka_unit_test(test_breaker_half_open_failure_reopens_with_backoff),
+        cmocka_unit_test(test_breaker_slow_probe_fails_after_a_latency_trip),
         cmocka_unit_test(test_breaker_backoff_resets_after_quiet_period),
         cmocka_unit_test(test_breaker_jitter_bounds_and_determinism),
         cmocka_unit_test(test_breaker_late_result_not_counted),
