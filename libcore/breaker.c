@@ -169,13 +169,13 @@ trip_breaker_state(const trip_breaker *b)
 /* ---- admission --------------------------------------------------------- */
 
 static int
-trip_refuse_(trip_breaker *b, trip_ticket *t, trip__stripe *st, int decision)
+trip_refuse_at_(trip_breaker *b, trip_ticket *t, trip__stripe *st, int decision,
+                int64_t now)
 {
     /* refusals roll buckets too, so their counts reach the bucket (and
      * the history's minute) they happen in during a long open period;
      * always, not only with a history, so that a replay, which has none,
      * evaluates at the same moments as the live breaker */
-    int64_t now = trip__clock_coarse(b->clock);
     if (now >= atomic_load_explicit(&b->next_roll_ns, TRIP_RLX_))
         trip_breaker_tick(b);
     trip_store *s = atomic_load_explicit(&b->store, memory_order_acquire);
@@ -199,6 +199,13 @@ trip_refuse_(trip_breaker *b, trip_ticket *t, trip__stripe *st, int decision)
     if (atomic_load_explicit(&b->has_reject_listeners, TRIP_RLX_))
         trip__notify_rejection(b, t->state, decision);
     return decision;
+}
+
+/* A refusal at the coarse clock's now. */
+static int
+trip_refuse_(trip_breaker *b, trip_ticket *t, trip__stripe *st, int decision)
+{
+    return trip_refuse_at_(b, t, st, decision, trip__clock_coarse(b->clock));
 }
 
 static int
@@ -293,9 +300,10 @@ trip_machine_decide_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
         return trip_allow_closed_(b, t, st, sw, priority);
     if (ms == TRIP_OPEN) {
         int64_t until = atomic_load_explicit(&b->open_until_ns, TRIP_RLX_);
+        int64_t now = trip__clock_coarse(b->clock);
         /* coordinated recovery: no probe while a needed breaker is down */
-        if (trip__clock_coarse(b->clock) < until || !trip__needs_all_closed(b))
-            return trip_refuse_(b, t, st, TRIP_REJECTED);
+        if (now < until || !trip__needs_all_closed(b))
+            return trip_refuse_at_(b, t, st, TRIP_REJECTED, now);
         ms = trip_open_elapsed_(b, t, sw);
         if (ms == TRIP_CLOSED)
             return trip_allow_closed_(b, t, st, atomic_load(&b->sw), priority);
