@@ -24,11 +24,18 @@ struct trip__adaptive {
     int dirty;         /* the current observation period saw trouble */
     double cq[3];      /* trip__quantile_cq of p95, p99, cfg q */
     trip_eval judged;  /* the scores of the last judgement */
+    /* calls and failures of the last judged periods (closed only), a ring
+     * of 64 indexed by periods_n */
+    int64_t pcalls[64], pfails[64];
+    uint32_t periods_n;
 };
 
 /* What one evaluation found, before it is copied into the trip_eval. */
 typedef struct trip_found_ {
-    trip__rate_verdict rs, rl;      /* short and long window */
+    trip__rate_verdict rs, rl; /* short and long window */
+    trip__rate_verdict ra;     /* the last anomaly_m periods together */
+    int64_t ra_calls;
+    int ra_elevated; /* periods among them at the rate effect size */
     trip__lat_verdict l95, l99, lq; /* p95, p99, configured quantile */
     double q[3];                    /* p95, p99, configured quantile (s) */
     double logq[3];                 /* their logs, NaN if unsupported */
@@ -86,6 +93,7 @@ trip__adaptive_reconfigure(trip__adaptive *a, const trip_config *cfg)
     trip__kofm_reset(&a->rate_hist);
     trip__kofm_reset(&a->lat_hist);
     trip__kofm_reset(&a->pct_hist);
+    a->periods_n = 0;
 }
 
 /* Log-scale slope d log Q / dz of the tail, from the baseline's p95 and p99
@@ -334,6 +342,43 @@ trip_rate_reason_(const trip_config *cfg, const trip__rate_verdict *v,
     return r->rule;
 }
 
+/* Record this judged period and judge the last anomaly_m together (the
+ * rate cell's baseline for all of them); ra_elevated counts how many of
+ * the latest periods in a row, this one first, are at the effect size. */
+static void
+trip_aggregate_(trip__adaptive *a, const trip_config *cfg,
+                const trip__window *lw, trip_found_ *f)
+{
+    f->ra = (trip__rate_verdict){NAN, NAN, NAN, NAN, NAN, NAN, 0, 0};
+    f->ra_calls = 0;
+    f->ra_elevated = 0;
+    uint32_t cur = a->periods_n++ % 64;
+    a->pcalls[cur] = lw->calls;
+    a->pfails[cur] = lw->failures + lw->timeouts;
+    uint32_t m = cfg->anomaly_m < 64 ? cfg->anomaly_m : 64;
+    uint32_t n = a->periods_n < m ? a->periods_n : m;
+    if (f->rate_cell == NULL || n < cfg->anomaly_k || n < 2)
+        return;
+    double mu = f->rate_cell->m[TRIP_BM_RATE].mean;
+    double p0 = mu > cfg->anomaly_rate_floor ? mu : cfg->anomaly_rate_floor;
+    int64_t calls = 0, fails = 0;
+    int run = 1;
+    for (uint32_t j = 0; j < n; j++) {
+        uint32_t k = (a->periods_n - 1 - j) % 64;
+        calls += a->pcalls[k];
+        fails += a->pfails[k];
+        run = run && a->pfails[k] > 0 &&
+              (double)a->pfails[k] >=
+                  cfg->anomaly_rate_effect * p0 * (double)a->pcalls[k];
+        f->ra_elevated += run;
+    }
+    f->ra_calls = calls;
+    /* judged at a hundredth of binomial_p: consecutive aggregates share
+     * most of their minutes, and a few slightly elevated minutes at low
+     * volume are common */
+    trip__judge_rate(cfg, f->rate_cell, calls, fails, 0.01, &f->ra);
+}
+
 /* The anomaly rules with their k-of-m memory; returns the rule or NONE. */
 static int
 trip_anomaly_(trip__adaptive *a, const trip_config *cfg, const trip__window *sw,
@@ -350,6 +395,13 @@ trip_anomaly_(trip__adaptive *a, const trip_config *cfg, const trip__window *sw,
             return trip_rate_reason_(cfg, &f->rs, sw->calls, r);
         return trip_rate_reason_(cfg, &f->rl, lw->calls, r);
     }
+    /* evidence spread over the last anomaly_m minutes, none significant
+     * alone (a few extra failures a minute at a few calls a second): the
+     * periods together are judged, and trip when the latest anomaly_k in a
+     * row are at the effect size (a burst in one of them is not enough) */
+    if (cfg->adaptive && f->ra.anomalous &&
+        f->ra_elevated >= (int)cfg->anomaly_k)
+        return trip_rate_reason_(cfg, &f->ra, f->ra_calls, r);
     if (lat_trip && lat_now) {
         const trip__lat_verdict *v =
             f->l99.anomalous && !(f->l95.anomalous && f->l95.z > f->l99.z)
@@ -460,10 +512,12 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
         trip__kofm_reset(&a->rate_hist);
         trip__kofm_reset(&a->lat_hist);
         trip__kofm_reset(&a->pct_hist);
+        a->periods_n = 0;
         a->dirty = 1;
     } else {
         rule = trip_fixed_adaptive_(a, cfg, shortw, short_q, &r);
         if (judge) {
+            trip_aggregate_(a, cfg, longw, &f);
             int arule = trip_anomaly_(a, cfg, shortw, longw, &f, &r);
             if (rule == TRIP_RULE_NONE)
                 rule = arule;
@@ -480,8 +534,10 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
                                   (int64_t)longw->hist_total,          0};
                 rule = r.rule;
             }
-            a->dirty |= pflag || f.rs.anomalous || f.rl.anomalous ||
-                        f.l95.anomalous || f.l99.anomalous;
+            a->dirty |=
+                pflag || f.rs.anomalous || f.rl.anomalous || f.l95.anomalous ||
+                f.l99.anomalous ||
+                (f.ra.anomalous && f.ra_elevated >= (int)cfg->anomaly_k);
         }
         a->dirty |= rule != TRIP_RULE_NONE || trip_fixed_rate_hit_(cfg, shortw);
     }

@@ -415,8 +415,49 @@ test_adaptive_effect_size_required(void **state)
     trip__adaptive_free(a);
 }
 
+/* Minutes judged together: 6 calls a second at a 1% baseline; a brownout
+ * of 12 failures a minute (3.3%, 3.3x) is not significant in any minute
+ * but is in four; one burst minute among quiet ones is not. */
+static void
+test_adaptive_minutes_judged_together(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    trip_config_init(&cfg);
+    cfg.seasonality = TRIP_SEASON_NONE;
+    static const int64_t brownout[] = {12, 12, 12, 12, 12, 12};
+    static const int64_t burst[] = {30, 3, 3, 3, 3, 3};
+    const int64_t *fails[2] = {brownout, burst};
+    for (int c = 0; c < 2; c++) {
+        trip__adaptive *a = new_adaptive(&cfg);
+        sim s = {.rng = 21};
+        int64_t t = learn(a, &cfg, &s, T0_, 120, 6, 0.01, 0.02);
+        int rule = TRIP_RULE_NONE, at = -1;
+        trip_reason r = {0};
+        trip_eval ev;
+        for (int i = 0; i < 6 && rule == TRIP_RULE_NONE; i++) {
+            sim_windows(&s, 6, 0, 0.02, 0.5);
+            s.lw.failures = fails[c][i];
+            rule = sim_eval(a, &cfg, &s, t + (i + 1) * MIN_, 1, &ev, &r);
+            at = i;
+            if (c == 0 && i < 3)
+                assert_true(ev.binomial_tail > cfg.binomial_p ||
+                            ev.z_rate < cfg.anomaly_z);
+        }
+        if (c == 0) {
+            assert_int_equal(rule, TRIP_RULE_ANOMALY_FAILURE_RATE);
+            assert_true(at >= 2 && at <= 3);
+            assert_int_equal(r.samples, 360 * (at + 1));
+        } else {
+            assert_int_equal(rule, TRIP_RULE_NONE);
+        }
+        trip__adaptive_free(a);
+    }
+}
+
 /* Night: 4 calls a minute at a 1% baseline. 3 failures of 4 trips at the
- * third judgement; 2 of 4 and 1 of 4 a minute do not. */
+ * third judgement, on its own minute; 2 of 4 a minute at the fourth, by
+ * the four minutes together (8 of 16 calls); 1 of 4 a minute does not. */
 static void
 test_adaptive_night_three_of_four(void **state)
 {
@@ -438,7 +479,11 @@ test_adaptive_night_three_of_four(void **state)
             rule = sim_eval(a, &cfg, &s, t + (i + 1) * MIN_, 1, &ev, &r);
             at = i;
         }
-        if (fails == 3) {
+        if (fails == 2) {
+            assert_int_equal(rule, TRIP_RULE_BINOMIAL_TAIL);
+            assert_int_equal(at, 3);
+            assert_int_equal(r.samples, 16);
+        } else if (fails == 3) {
             assert_int_equal(rule, TRIP_RULE_BINOMIAL_TAIL);
             assert_int_equal(at, 2);
             /* the tail mixed over the learned clustering (5e-4 when
@@ -820,6 +865,7 @@ main(void)
         cmocka_unit_test(test_adaptive_rate_anomaly_trips_on_k_of_m),
         cmocka_unit_test(test_adaptive_effect_size_required),
         cmocka_unit_test(test_adaptive_night_three_of_four),
+        cmocka_unit_test(test_adaptive_minutes_judged_together),
         cmocka_unit_test(test_adaptive_latency_anomaly_on_p99_doubling),
         cmocka_unit_test(test_adaptive_percentile_rules),
         cmocka_unit_test(test_adaptive_tail_support),
