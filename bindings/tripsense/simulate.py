@@ -426,8 +426,12 @@ def _make_incident(rng: np.random.Generator, dep: Dependency, kind: str,
               "latency_factor": rng.uniform(1.5, 2.5)}
     else:  # pragma: no cover - guarded by Incident
         raise ValueError(kind)
-    start_ns = int(round(start_s * NS))
-    return Incident(dep.name, kind, start_ns, start_ns + int(dur * NS),
+    # whole seconds: the model applies an incident to every second it
+    # touches, so a label starting mid-second would call the calls of that
+    # second before it healthy although they fail
+    start_ns = int(round(start_s)) * NS
+    return Incident(dep.name, kind, start_ns,
+                    start_ns + max(int(round(dur)), 1) * NS,
                     INCIDENT_KINDS[kind], **kw)
 
 
