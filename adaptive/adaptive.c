@@ -373,10 +373,13 @@ trip_aggregate_(trip__adaptive *a, const trip_config *cfg,
         f->ra_elevated += run;
     }
     f->ra_calls = calls;
-    /* judged at a hundredth of binomial_p: consecutive aggregates share
-     * most of their minutes, and a few slightly elevated minutes at low
-     * volume are common */
-    trip__judge_rate(cfg, f->rate_cell, calls, fails, 0.01, &f->ra);
+    /* only where the normal approximation holds: on a handful of expected
+     * failures the tail hangs on a learned rate of a few failures an hour,
+     * and the minutes' own tails already judge such volumes (2 calls a
+     * minute tripped on healthy traffic) */
+    if ((double)calls * p0 < TRIP_LOWVOL_EXPECTED_)
+        return;
+    trip__judge_rate(cfg, f->rate_cell, calls, fails, 1.0, &f->ra);
 }
 
 /* The anomaly rules with their k-of-m memory; returns the rule or NONE. */

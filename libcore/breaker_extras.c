@@ -95,6 +95,9 @@ trip__limiter_admit(trip_breaker *b, int64_t now, int priority)
 void
 trip__prio_roll_locked(trip_breaker *b, int64_t span_ns)
 {
+    /* the counters stay zero until a call carries a priority */
+    if (!atomic_load_explicit(&b->prio_seen, TRIP_RLX_))
+        return;
     double decay = exp2(-(double)span_ns / TRIP_PRIO_HALF_LIFE_NS_);
     double total = 0, cum = 0;
     for (int l = 0; l < TRIP_PRIO_LEVELS_; l++) {
