@@ -99,10 +99,18 @@ int tripsense_py_success(tripsense_py_call *c);
 int tripsense_py_record(tripsense_py_call *c, int outcome);
 int tripsense_py_record_weighted(tripsense_py_call *c, int outcome,
                                  double weight);
+#define TRIPSENSE_PY_NO_BLOCK 1
+int64_t tripsense_py_enter(tripsense_py_call *owner);
+int tripsense_py_exit_success(tripsense_py_call *owner);
+int tripsense_py_exit(tripsense_py_call *owner, int outcome, double weight);
 """
 
 GLUE_SOURCE = """
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* The ticket's first fields are also members of the call itself, so that
  * Python reads c.generation in one step instead of c.t.generation in two
@@ -156,6 +164,110 @@ static int tripsense_py_record_weighted(tripsense_py_call *c, int outcome,
                                         double weight)
 {
     return trip_record_weighted(c->b, &c->t, outcome, -1.0, weight);
+}
+
+/* `with breaker:` blocks open in this thread, innermost last, each with
+ * its ticket and its owner: the Breaker's own tripsense_py_call, whose b
+ * is NULL once the breaker is closed. Keeping them here makes the
+ * per-thread bookkeeping free for Python (the calls that admit and record
+ * are made anyway). Blocks of one owner close last-in first-out; blocks of
+ * different owners may close in any order (generators). The array grows by
+ * doubling and is freed when its thread ends. */
+#define TRIPSENSE_PY_NO_BLOCK 1
+
+typedef struct tripsense_py_block {
+    const tripsense_py_call *owner;
+    trip_ticket t;
+} tripsense_py_block;
+
+static _Thread_local tripsense_py_block *tripsense_py_blocks_;
+static _Thread_local size_t tripsense_py_depth_, tripsense_py_cap_;
+static pthread_key_t tripsense_py_key_;
+static pthread_once_t tripsense_py_once_ = PTHREAD_ONCE_INIT;
+static int tripsense_py_key_ok_;
+
+static void tripsense_py_key_init_(void)
+{
+    tripsense_py_key_ok_ = pthread_key_create(&tripsense_py_key_, free) == 0;
+}
+
+static int tripsense_py_grow_(void)
+{
+    size_t cap = tripsense_py_cap_ ? 2 * tripsense_py_cap_ : 8;
+    tripsense_py_block *p;
+
+    (void)pthread_once(&tripsense_py_once_, tripsense_py_key_init_);
+    if (!tripsense_py_key_ok_)
+        return TRIP_ENOMEM;
+    /* a new array, registered before the old one is freed: the key holds
+     * a live array at every moment, for the destructor at thread exit */
+    p = malloc(cap * sizeof *p);
+    if (p == NULL)
+        return TRIP_ENOMEM;
+    if (pthread_setspecific(tripsense_py_key_, p) != 0) {
+        free(p);
+        return TRIP_ENOMEM;
+    }
+    if (tripsense_py_depth_ > 0)
+        memcpy(p, tripsense_py_blocks_, tripsense_py_depth_ * sizeof *p);
+    free(tripsense_py_blocks_);
+    tripsense_py_blocks_ = p;
+    tripsense_py_cap_ = cap;
+    return TRIP_OK;
+}
+
+/* Admit a block for owner: 0 on a pass, and the block is open in this
+ * thread; a negative status on an error; on a refusal, the decision in
+ * bits 0-1, the ticket's state in bits 2-4 and its generation (58 bits)
+ * above, so that Python builds the refusal without a second call. */
+static int64_t tripsense_py_enter(tripsense_py_call *owner)
+{
+    tripsense_py_block *blk;
+    int d;
+
+    if (tripsense_py_depth_ == tripsense_py_cap_) {
+        d = tripsense_py_grow_();
+        if (d != TRIP_OK)
+            return d;
+    }
+    blk = &tripsense_py_blocks_[tripsense_py_depth_];
+    d = trip_allow(owner->b, &blk->t);
+    if (d < 0)
+        return d;
+    if (d != TRIP_PASS)
+        return (int64_t)d | (int64_t)(blk->t.state & 7) << 2 |
+               (int64_t)(blk->t.generation & ((UINT64_C(1) << 58) - 1)) << 5;
+    blk->owner = owner;
+    tripsense_py_depth_++;
+    return TRIP_OK;
+}
+
+/* Close owner's innermost open block in this thread and record its outcome
+ * (weight < 0: unweighted, as trip_record()). TRIPSENSE_PY_NO_BLOCK if
+ * owner has no open block here; else as trip_record(), TRIP_EINVAL once
+ * the breaker is closed (the block is closed all the same). */
+static int tripsense_py_exit(tripsense_py_call *owner, int outcome,
+                             double weight)
+{
+    size_t i = tripsense_py_depth_;
+    trip_ticket t;
+
+    while (i > 0 && tripsense_py_blocks_[i - 1].owner != owner)
+        i--;
+    if (i == 0)
+        return TRIPSENSE_PY_NO_BLOCK;
+    t = tripsense_py_blocks_[i - 1].t;
+    memmove(&tripsense_py_blocks_[i - 1], &tripsense_py_blocks_[i],
+            (tripsense_py_depth_ - i) * sizeof *tripsense_py_blocks_);
+    tripsense_py_depth_--;
+    if (weight < 0)
+        return trip_record(owner->b, &t, outcome);
+    return trip_record_weighted(owner->b, &t, outcome, -1.0, weight);
+}
+
+static int tripsense_py_exit_success(tripsense_py_call *owner)
+{
+    return tripsense_py_exit(owner, TRIP_SUCCESS, -1.0);
 }
 """
 
