@@ -521,9 +521,12 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
         rule = trip_fixed_adaptive_(a, cfg, shortw, short_q, &r);
         if (judge) {
             trip_aggregate_(a, cfg, longw, &f);
-            int arule = trip_anomaly_(a, cfg, shortw, longw, &f, &r);
-            if (rule == TRIP_RULE_NONE)
+            trip_reason ra = {0};
+            int arule = trip_anomaly_(a, cfg, shortw, longw, &f, &ra);
+            if (rule == TRIP_RULE_NONE && arule != TRIP_RULE_NONE) {
                 rule = arule;
+                r = ra; /* a fixed rule's reason stays its own */
+            }
             /* confirmed like the anomaly rules: one minute's p99 can sit
              * on a few slow calls */
             int pct = trip_percentile_baseline_(cfg, longw, &f, &pflag);
