@@ -465,6 +465,10 @@ trip__roll_locked(trip_breaker *b, int64_t now, trip__pending *p)
         if (b->hist_index[i] >= 0 &&
             b->hist_index[i] < new_idx - (int64_t)b->cfg.window_buckets)
             trip_short_expire_(b, i);
+    /* after a gap longer than the long window, the latencies since the
+     * last judgement are all older than the window it will judge */
+    if (old_idx < new_idx - (int64_t)b->cfg.long_window_buckets)
+        trip_period_reset_(b);
     b->cur_bucket = new_idx;
     trip__prio_roll_locked(b, (new_idx - old_idx) * bns);
     trip__limiter_update_locked(b, -1, now);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Replay runs the live engine: same events, same decisions, bit for bit. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,6 +171,46 @@ test_replay_equals_live_count_window_ramp(void **state)
     check_equal(&c);
 }
 
+/* The long window judged after an idle gap holds no latencies from before
+ * the gap: ten slow seconds, four quiet minutes, then calls again. */
+static void
+test_replay_gap_leaves_no_stale_latencies(void **state)
+{
+    (void)state;
+    enum { HEALTHY_S = 7200, SLOW_S = 10, GAP_S = 240, AFTER_S = 120 };
+    size_t n = HEALTHY_S * 5 + SLOW_S * 5 + AFTER_S * 5, k = 0;
+    trip_event *ev = calloc(n, sizeof *ev);
+    assert_non_null(ev);
+    int64_t t0 = 1704067200LL * TEST_S_, t = t0;
+    for (int s = 0; s < HEALTHY_S + SLOW_S + AFTER_S; s++) {
+        if (s == HEALTHY_S + SLOW_S)
+            t += GAP_S * TEST_S_;
+        for (int i = 0; i < 5; i++, k++) {
+            ev[k].wall_ns = t + i * 200 * TEST_MS_;
+            ev[k].outcome = TRIP_SUCCESS;
+            ev[k].latency_s = (s >= HEALTHY_S && s < HEALTHY_S + SLOW_S)
+                                  ? 2.0
+                                  : 0.010 + 0.001 * (double)((s + i) % 7);
+        }
+        t += TEST_S_;
+    }
+    trip_replay_result *r = NULL;
+    assert_int_equal(trip_replay(NULL, ev, k, &r), TRIP_OK);
+    int64_t resume = t0 + (int64_t)(HEALTHY_S + SLOW_S + GAP_S) * TEST_S_;
+    int seen = 0;
+    for (size_t i = 0; i < r->n_evals; i++) {
+        const trip_eval *e = &r->evals[i];
+        if (!e->judged || e->wall_ns < resume || seen)
+            continue;
+        seen = 1; /* the first judgement after the gap */
+        assert_true(isnan(e->z_latency) || e->z_latency < 3);
+    }
+    assert_true(seen);
+    assert_int_equal(r->final.trips, 0);
+    trip_replay_result_free(r);
+    free(ev);
+}
+
 static void
 test_replay_bad_input(void **state)
 {
@@ -208,6 +249,7 @@ main(void)
         cmocka_unit_test(test_replay_equals_live_defaults),
         cmocka_unit_test(test_replay_equals_live_with_history),
         cmocka_unit_test(test_replay_equals_live_count_window_ramp),
+        cmocka_unit_test(test_replay_gap_leaves_no_stale_latencies),
         cmocka_unit_test(test_replay_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
