@@ -94,7 +94,10 @@ trip_snapshot_get(trip_breaker *b, trip_snapshot *s)
             s->open_until_ns > now ? s->open_until_ns - now : 0;
     }
     s->ramp_fraction = 1.0;
-    if (sw & TRIP_SW_RAMP_) {
+    /* a reconfiguration to no ramp-up leaves the flag until the next call
+     * clears it (trip_ramp_admit_): no ramp then, as that call decides,
+     * not 0 / 0 */
+    if ((sw & TRIP_SW_RAMP_) && b->cfg.ramp_ns > 0) {
         double f0 = b->cfg.ramp_start_fraction;
         double el = (double)(now - atomic_load(&b->ramp_start_ns_at));
         double f = f0 + (1 - f0) * el / (double)b->cfg.ramp_ns;
