@@ -525,6 +525,38 @@ test_breaker_ramp_up(void **state)
     destroy(f);
 }
 
+/* Reconfigured to no ramp-up in the middle of one: the snapshot says no
+ * ramp, as the next call decides (it divided 0 by ramp_ns = 0, NaN:
+ * fuzz_config, regress-ramp-reconfigured-away). */
+static void
+test_breaker_ramp_reconfigured_away(void **state)
+{
+    (void)state;
+    trip_config c;
+    plain_config(&c);
+    c.consecutive_failures = 1;
+    c.half_open_successes = 1;
+    c.open_ns = TEST_S_;
+    c.ramp_ns = 10 * TEST_S_;
+    c.ramp_start_fraction = 0.1;
+    fixture *f = make(&c);
+    trip_now(f);
+    trip_clock_advance(f->clk, TEST_S_);
+    call(f, TRIP_SUCCESS, 0.01); /* closes, ramping */
+    trip_snapshot s;
+    trip_snapshot_get(f->b, &s);
+    assert_close(s.ramp_fraction, 0.1, 1e-9);
+    c.ramp_ns = 0;
+    assert_int_equal(trip_breaker_reconfigure(f->b, &c), TRIP_OK);
+    trip_snapshot_get(f->b, &s);
+    assert_close(s.ramp_fraction, 1.0, 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(call(f, TRIP_SUCCESS, 0.0), TRIP_PASS);
+    trip_snapshot_get(f->b, &s);
+    assert_close(s.ramp_fraction, 1.0, 0);
+    destroy(f);
+}
+
 static int listener_calls[3];
 static int listener_last_to;
 static void
@@ -749,6 +781,7 @@ main(void)
         cmocka_unit_test(test_breaker_idle_gap_rolls_window),
         cmocka_unit_test(test_breaker_modes),
         cmocka_unit_test(test_breaker_ramp_up),
+        cmocka_unit_test(test_breaker_ramp_reconfigured_away),
         cmocka_unit_test(test_breaker_listeners),
         cmocka_unit_test(test_breaker_bad_input),
         cmocka_unit_test(test_breaker_reconfigure),
