@@ -26,7 +26,7 @@ typedef struct trip__window {
     const uint64_t *hist;
     uint64_t hist_total;
     uint32_t hist_lo; /* no nonzero bin below it (0 when unknown) */
-    int64_t span_ns; /* length of time the window covers */
+    int64_t span_ns;  /* length of time the window covers */
 } trip__window;
 
 /* Opaque per-breaker adaptive state: EWMAs, baseline, k-of-m memory. */

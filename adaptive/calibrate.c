@@ -20,8 +20,8 @@ enum { TRIP_CAL_Z_, TRIP_CAL_P_, TRIP_CAL_F_, TRIP_CAL_FAMILIES_ };
 
 static const double trip_cal_z_[] = {3.0, 3.5, 4.0,  4.5,  5.0,  5.5,  6.0,
                                      7.0, 8.0, 10.0, 12.0, 15.0, 20.0, 30.0};
-static const double trip_cal_p_[] = {1e-2, 3e-3, 1e-3, 3e-4, 1e-4,  3e-5,
-                                     1e-5, 3e-6, 1e-6, 3e-7, 1e-7,  3e-8,
+static const double trip_cal_p_[] = {1e-2, 3e-3, 1e-3,  3e-4, 1e-4, 3e-5,
+                                     1e-5, 3e-6, 1e-6,  3e-7, 1e-7, 3e-8,
                                      1e-8, 1e-9, 1e-10, 1e-12};
 static const double trip_cal_f_[] = {1.5, 2.0, 2.5, 3.0,  3.5,  4.0,
                                      5.0, 6.0, 8.0, 10.0, 15.0, 20.0};

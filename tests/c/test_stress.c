@@ -113,8 +113,7 @@ test_stress_counters_exact_16_threads(void **state)
     assert_int_equal(trip_breaker_prometheus(b, &prom), TRIP_OK);
     const char *cnt = strstr(prom, "tripsense_call_latency_seconds_count{");
     assert_non_null(cnt);
-    assert_int_equal(strtoll(strchr(cnt, '}') + 1, NULL, 10),
-                     total / 4 * 3);
+    assert_int_equal(strtoll(strchr(cnt, '}') + 1, NULL, 10), total / 4 * 3);
     trip_string_free(prom);
     trip_breaker_free(b);
 }
