@@ -501,10 +501,16 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
     int64_t idx = trip_period_index_(wall_ns, period);
     int judge = idx != a->obs_index;
     double short_q = NAN;
-    if (cfg->latency_threshold_ns > 0 || ev != NULL)
-        trip__hist_quantiles_from_s(shortw->hist, shortw->hist_total,
-                                    shortw->hist_lo, &cfg->latency_quantile, 1,
-                                    &short_q);
+    if (cfg->latency_threshold_ns > 0 || ev != NULL) {
+        if (shortw->hist_groups != NULL)
+            trip__hist_quantiles_grouped_s(shortw->hist, shortw->hist_groups,
+                                           shortw->hist_total,
+                                           &cfg->latency_quantile, 1, &short_q);
+        else
+            trip__hist_quantiles_from_s(shortw->hist, shortw->hist_total,
+                                        shortw->hist_lo,
+                                        &cfg->latency_quantile, 1, &short_q);
+    }
     if (judge) {
         trip_score_(a, cfg, wall_ns, shortw, longw, &f);
         trip_keep_judged_(a, &f);

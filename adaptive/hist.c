@@ -37,35 +37,81 @@ trip__hist_quantiles_s(const uint64_t *counts, uint64_t total, const double *qs,
     trip__hist_quantiles_from_s(counts, total, 0, qs, nq, out);
 }
 
-void
-trip__hist_quantiles_from_s(const uint64_t *counts, uint64_t total,
-                            uint32_t from, const double *qs, size_t nq,
-                            double *out)
+/* Nearest rank: the smallest value with rank >= ceil(q * n), q ascending.
+ * Ranks are computed once so the scans are tight loops over the bins.
+ * Returns 0 when there is nothing to rank (out is then NaN). */
+static int
+trip_hist_ranks_(uint64_t total, const double *qs, size_t nq, uint64_t *rank,
+                 double *out)
 {
-    uint64_t rank[16];
-    size_t qi = 0;
-    uint64_t seen = 0;
-    if (total == 0 || counts == NULL || nq > 16) {
+    if (total == 0 || nq > 16) {
         for (size_t i = 0; i < nq; i++)
             out[i] = NAN;
-        return;
+        return 0;
     }
-    /* nearest rank: the smallest value with rank >= ceil(q * n), q ascending;
-     * ranks are computed once so the scan is a tight loop over the bins */
     for (size_t i = 0; i < nq; i++) {
         double q = qs[i] < 0 ? 0 : (qs[i] > 1 ? 1 : qs[i]);
         rank[i] = (uint64_t)ceil(q * (double)total);
         if (rank[i] == 0)
             rank[i] = 1;
     }
-    for (uint32_t bin = from; bin < TRIP_HIST_BINS; bin++) {
+    return 1;
+}
+
+/* Scan bins [from, to) adding to *seen and assigning the quantiles whose
+ * rank is reached; returns the index of the next quantile to assign. */
+static size_t
+trip_hist_scan_(const uint64_t *counts, uint32_t from, uint32_t to,
+                const uint64_t *rank, size_t qi, size_t nq, uint64_t *seen,
+                double *out)
+{
+    for (uint32_t bin = from; bin < to && qi < nq; bin++) {
         if (counts[bin] == 0)
             continue;
-        seen += counts[bin];
-        while (qi < nq && seen >= rank[qi])
+        *seen += counts[bin];
+        while (qi < nq && *seen >= rank[qi])
             out[qi++] = trip__hist_bin_value_s(bin);
-        if (qi == nq)
-            return;
+    }
+    return qi;
+}
+
+void
+trip__hist_quantiles_from_s(const uint64_t *counts, uint64_t total,
+                            uint32_t from, const double *qs, size_t nq,
+                            double *out)
+{
+    uint64_t rank[16] = {0}, seen = 0;
+    if (counts == NULL || !trip_hist_ranks_(total, qs, nq, rank, out)) {
+        for (size_t i = 0; i < nq; i++)
+            out[i] = NAN;
+        return;
+    }
+    size_t qi =
+        trip_hist_scan_(counts, from, TRIP_HIST_BINS, rank, 0, nq, &seen, out);
+    for (; qi < nq; qi++)
+        out[qi] = trip__hist_bin_value_s(TRIP_HIST_BINS - 1);
+}
+
+void
+trip__hist_quantiles_grouped_s(const uint64_t *counts, const uint64_t *groups,
+                               uint64_t total, const double *qs, size_t nq,
+                               double *out)
+{
+    uint64_t rank[16] = {0}, seen = 0;
+    size_t qi = 0;
+    if (counts == NULL || groups == NULL ||
+        !trip_hist_ranks_(total, qs, nq, rank, out)) {
+        for (size_t i = 0; i < nq; i++)
+            out[i] = NAN;
+        return;
+    }
+    for (uint32_t g = 0; g < TRIP_HIST_GROUPS && qi < nq; g++) {
+        if (seen + groups[g] < rank[qi]) {
+            seen += groups[g];
+            continue;
+        }
+        qi = trip_hist_scan_(counts, g * TRIP_HIST_SUB, (g + 1) * TRIP_HIST_SUB,
+                             rank, qi, nq, &seen, out);
     }
     for (; qi < nq; qi++)
         out[qi] = trip__hist_bin_value_s(TRIP_HIST_BINS - 1);

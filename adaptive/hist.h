@@ -34,6 +34,10 @@ trip__hist_bin(int64_t latency_ns)
     return (shift + 1u) * TRIP_HIST_SUB + sub;
 }
 
+/* Bins are also counted in groups of TRIP_HIST_SUB (one power of two above
+ * the exact bins), so that a quantile scan can skip whole groups. */
+#define TRIP_HIST_GROUPS (TRIP_HIST_BINS / TRIP_HIST_SUB)
+
 /* Lower edge and width of a bin, in microseconds. */
 void trip__hist_bin_range(uint32_t bin, double *lo_us, double *width_us);
 
@@ -55,5 +59,14 @@ void trip__hist_quantiles_s(const uint64_t *counts, uint64_t total,
 void trip__hist_quantiles_from_s(const uint64_t *counts, uint64_t total,
                                  uint32_t from, const double *qs, size_t nq,
                                  double *out);
+
+/* The same over counts whose group totals (groups[TRIP_HIST_GROUPS], each
+ * the sum of its TRIP_HIST_SUB bins) are kept alongside: the scan visits
+ * every group but only the bins of the groups where a quantile falls, at
+ * most TRIP_HIST_GROUPS + nq * TRIP_HIST_SUB reads whatever the range of
+ * the values. Same results as trip__hist_quantiles_s(). */
+void trip__hist_quantiles_grouped_s(const uint64_t *counts,
+                                    const uint64_t *groups, uint64_t total,
+                                    const double *qs, size_t nq, double *out);
 
 #endif /* TRIPSENSE_HIST_H */

@@ -60,12 +60,14 @@ typedef struct trip__bucket {
     int64_t index; /* bucket number (mono_ns / bucket_ns); -1 empty */
     uint64_t c[TRIP_C_COUNT_];
     double lat_sum_s;
+    uint64_t lat_us; /* the same in whole microseconds, for running sums */
 } trip__bucket;
 
 /* Plain (non-atomic) sums of counters, used by harvests and windows. */
 typedef struct trip__sums {
     uint64_t c[TRIP_C_COUNT_];
     double lat_sum_s;
+    uint64_t lat_us;
 } trip__sums;
 
 typedef struct trip__listener {
@@ -152,6 +154,12 @@ struct trip_breaker {
     uint32_t short_lo, short_hi; /* nonzero range of short_hist */
     uint64_t *short_hist;        /* running sum over the short window */
     uint64_t short_hist_total;
+    uint64_t short_group[TRIP_HIST_GROUPS]; /* short_hist by bin group */
+    /* the ring's sums over the short and long windows ending at bucket
+     * wsum_end, kept as buckets enter the ring (wsum_ok 0: recompute) */
+    trip__sums wsum_short, wsum_long;
+    int64_t wsum_end;
+    int wsum_ok;
     trip__sums totals; /* lifetime, harvested */
     trip__sums minute; /* the minute being accumulated */
     uint64_t *minute_hist;

@@ -65,7 +65,9 @@ trip__reset_windows(trip_breaker *b)
     for (uint32_t i = 0; i < b->cfg.window_buckets; i++)
         trip_short_expire_(b, i);
     memset(b->short_hist, 0, TRIP_HIST_BINS * sizeof(uint64_t));
+    memset(b->short_group, 0, sizeof b->short_group);
     b->short_hist_total = 0;
+    b->wsum_ok = 0;
     trip_period_reset_(b);
     b->short_lo = TRIP_HIST_BINS;
     b->short_hi = 0;
@@ -92,6 +94,7 @@ trip_short_expire_(trip_breaker *b, uint32_t slot)
             uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(x);
             if (live) {
                 b->short_hist[i] -= h[i];
+                b->short_group[i / TRIP_HIST_SUB] -= h[i];
                 b->short_hist_total -= h[i];
             }
             h[i] = 0;
@@ -119,9 +122,12 @@ trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
         if (c <= TRIP_C_TIMEOUT_)
             outcomes += v;
     }
-    uint64_t us =
-        atomic_exchange_explicit(&st->lat_sum_us, 0, memory_order_relaxed);
+    /* read before exchanging: an idle stripe costs no locked instruction */
+    uint64_t us = atomic_load_explicit(&st->lat_sum_us, memory_order_relaxed);
+    if (us != 0)
+        us = atomic_exchange_explicit(&st->lat_sum_us, 0, memory_order_relaxed);
     sum->lat_sum_s += (double)us * 1e-6;
+    sum->lat_us += us;
     if (outcomes == 0)
         return; /* no latency was recorded since the last harvest */
     uint32_t lo = TRIP_HIST_BINS, hi = 0;
@@ -150,6 +156,7 @@ trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
                 whist[i] += v;
                 wbits[w] |= x & -x;
                 b->short_hist[i] += v;
+                b->short_group[i / TRIP_HIST_SUB] += v;
                 b->short_hist_total += v;
                 b->period_hist[i] += v;
                 b->period_hist_total += v;
@@ -192,6 +199,45 @@ trip_minute_roll_(trip_breaker *b, int64_t bucket_wall)
         trip__flush_minute(b);
         b->minute_start_wall = minute;
     }
+}
+
+static void
+trip_sums_add_(trip__sums *s, const uint64_t *c, uint64_t lat_us)
+{
+    for (int k = 0; k < TRIP_C_COUNT_; k++)
+        s->c[k] += c[k];
+    s->lat_us += lat_us;
+}
+
+static void
+trip_sums_sub_(trip__sums *s, const trip__bucket *rb)
+{
+    for (int k = 0; k < TRIP_C_COUNT_; k++)
+        s->c[k] -= rb->c[k];
+    s->lat_us -= rb->lat_us;
+}
+
+/* Bucket idx is about to enter the ring, over the bucket L before it. When
+ * the window sums end at idx - 1, move them on by one bucket: add it, take
+ * out what leaves each window (integers, so exactly the ring's sum); any
+ * other step leaves them to be recomputed from the ring. */
+static void
+trip_wsum_enter_(trip_breaker *b, int64_t idx, const trip__sums *bucket)
+{
+    int64_t L = b->cfg.long_window_buckets, W = b->cfg.window_buckets;
+    if (!b->wsum_ok || b->wsum_end != idx - 1) {
+        b->wsum_ok = 0;
+        return;
+    }
+    const trip__bucket *out_long = &b->ring[idx % L];
+    const trip__bucket *out_short = &b->ring[((idx - W) % L + L) % L];
+    if (out_long->index >= 0 && out_long->index == idx - L)
+        trip_sums_sub_(&b->wsum_long, out_long);
+    if (out_short->index >= 0 && out_short->index == idx - W)
+        trip_sums_sub_(&b->wsum_short, out_short);
+    trip_sums_add_(&b->wsum_long, bucket->c, bucket->lat_us);
+    trip_sums_add_(&b->wsum_short, bucket->c, bucket->lat_us);
+    b->wsum_end = idx;
 }
 
 void
@@ -239,43 +285,29 @@ trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window, int64_t idx)
                 b->short_hi = range & 0xFFFF;
         }
         trip__bucket *rb = &b->ring[idx % b->cfg.long_window_buckets];
+        trip_wsum_enter_(b, idx, bucket);
         rb->index = idx;
         memcpy(rb->c, bucket->c, sizeof rb->c);
         rb->lat_sum_s = bucket->lat_sum_s;
+        rb->lat_us = bucket->lat_us;
     }
 }
 
 /* Sum the ring buckets with index in [from, to]. */
 static void
-trip_window_sum_(const trip_breaker *b, int64_t from, int64_t to,
-                 trip__window *w, double *failw)
+trip_ring_sum_(const trip_breaker *b, int64_t from, int64_t to, trip__sums *s)
 {
-    uint64_t c[TRIP_C_COUNT_] = {0};
-    double lat = 0;
     /* a span shorter than the ring visits only its own slots */
     int64_t L = b->cfg.long_window_buckets, span = to - from + 1;
     int64_t n = span > 0 && span < L ? span : L;
+    memset(s, 0, sizeof *s);
     for (int64_t j = 0; j < n; j++) {
         int64_t slot = n == L ? j : ((from + j) % L + L) % L;
         const trip__bucket *rb = &b->ring[slot];
-        if (rb->index < from || rb->index > to)
+        if (rb->index < 0 || rb->index < from || rb->index > to)
             continue;
-        for (int k = 0; k < TRIP_C_COUNT_; k++)
-            c[k] += rb->c[k];
-        lat += rb->lat_sum_s;
+        trip_sums_add_(s, rb->c, rb->lat_us);
     }
-    memset(w, 0, sizeof *w);
-    w->successes = (int64_t)c[TRIP_C_SUCCESS_];
-    w->failures = (int64_t)c[TRIP_C_FAILURE_];
-    w->timeouts = (int64_t)c[TRIP_C_TIMEOUT_];
-    w->ignored = (int64_t)c[TRIP_C_IGNORED_];
-    w->slow = (int64_t)c[TRIP_C_SLOW_];
-    w->rejected = (int64_t)c[TRIP_C_REJECTED_];
-    w->limited = (int64_t)c[TRIP_C_LIMITED_];
-    w->calls = w->successes + w->failures + w->timeouts;
-    w->latency_sum_s = lat;
-    w->span_ns = (to - from + 1) * b->cfg.bucket_ns;
-    *failw = (double)c[TRIP_C_FAILW_] / 1000.0;
 }
 
 static void
@@ -291,6 +323,30 @@ trip_sums_to_window_(const trip__sums *s, trip__window *w)
     w->limited = (int64_t)s->c[TRIP_C_LIMITED_];
     w->calls = w->successes + w->failures + w->timeouts;
     w->latency_sum_s = s->lat_sum_s;
+}
+
+/* The short and long windows ending at bucket end (inclusive): from the
+ * running sums when they end there, else summed from the ring, which then
+ * restarts the running sums. */
+static void
+trip_windows_(trip_breaker *b, int64_t end, trip__window *sw, double *failw,
+              trip__window *lw, double *lfailw)
+{
+    int64_t W = b->cfg.window_buckets, L = b->cfg.long_window_buckets;
+    if (!b->wsum_ok || b->wsum_end != end) {
+        trip_ring_sum_(b, end - W + 1, end, &b->wsum_short);
+        trip_ring_sum_(b, end - L + 1, end, &b->wsum_long);
+        b->wsum_end = end;
+        b->wsum_ok = 1;
+    }
+    b->wsum_short.lat_sum_s = (double)b->wsum_short.lat_us * 1e-6;
+    b->wsum_long.lat_sum_s = (double)b->wsum_long.lat_us * 1e-6;
+    trip_sums_to_window_(&b->wsum_short, sw);
+    trip_sums_to_window_(&b->wsum_long, lw);
+    sw->span_ns = W * b->cfg.bucket_ns;
+    lw->span_ns = L * b->cfg.bucket_ns;
+    *failw = (double)b->wsum_short.c[TRIP_C_FAILW_] / 1000.0;
+    *lfailw = (double)b->wsum_long.c[TRIP_C_FAILW_] / 1000.0;
 }
 
 void
@@ -407,11 +463,9 @@ trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now, int64_t wall_end,
     trip_sums_to_window_(bucket, &bw);
     bw.span_ns = span_ns;
     double failw, lfailw;
-    trip_window_sum_(b, new_idx - b->cfg.window_buckets, new_idx - 1, &sw_,
-                     &failw);
-    trip_window_sum_(b, new_idx - b->cfg.long_window_buckets, new_idx - 1, &lw,
-                     &lfailw);
+    trip_windows_(b, new_idx - 1, &sw_, &failw, &lw, &lfailw);
     bw.hist = sw_.hist = b->short_hist;
+    bw.hist_groups = sw_.hist_groups = b->short_group;
     bw.hist_total = sw_.hist_total = b->short_hist_total;
     bw.hist_lo = sw_.hist_lo = b->short_lo < TRIP_HIST_BINS ? b->short_lo : 0;
     /* the long window's latencies: those since the last judgement, which

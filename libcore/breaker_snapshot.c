@@ -58,7 +58,8 @@ trip_snapshot_window_(trip_breaker *b, trip_snapshot *s)
     s->window_slow = isnan(ev->slow_rate)
                          ? 0
                          : (int64_t)llround(ev->slow_rate * (double)ev->calls);
-    trip__hist_quantiles_s(b->short_hist, b->short_hist_total, qs, 5, q);
+    trip__hist_quantiles_grouped_s(b->short_hist, b->short_group,
+                                   b->short_hist_total, qs, 5, q);
     s->p50_s = q[0];
     s->p90_s = q[1];
     s->p95_s = q[2];
@@ -161,6 +162,8 @@ trip_swap_windows_(trip_breaker *b, const trip_config *cfg)
     b->slot_bits = tmp.slot_bits;
     b->short_hist = tmp.short_hist;
     b->short_hist_total = 0;
+    memset(b->short_group, 0, sizeof b->short_group);
+    b->wsum_ok = 0;
     atomic_store(&b->count_ring, atomic_load(&tmp.count_ring));
     return TRIP_OK;
 }

@@ -60,56 +60,94 @@ trip_replay_transition_(int kind, const trip_transition *t, void *user)
                               t->reason.samples};
 }
 
-static int
-trip_replay_check_(const int64_t *wall, const double *lat,
-                   const int32_t *outcome, const int32_t *prio, size_t i)
+/* The event columns, read in place: parallel arrays (trip_replay_arrays)
+ * or the fields of an array of trip_event (trip_replay), each a base and a
+ * stride in bytes, so that neither form is copied into the other. */
+typedef struct trip_replay_cols_ {
+    const char *wall, *lat, *outcome, *prio; /* prio NULL: all 0 */
+    size_t wall_step, lat_step, outcome_step, prio_step;
+} trip_replay_cols_;
+
+static inline int64_t
+trip_col_wall_(const trip_replay_cols_ *c, size_t i)
 {
-    if (wall[i] < 0 || (i > 0 && wall[i] < wall[i - 1]))
+    int64_t v;
+    memcpy(&v, c->wall + i * c->wall_step, sizeof v);
+    return v;
+}
+
+static inline double
+trip_col_lat_(const trip_replay_cols_ *c, size_t i)
+{
+    double v;
+    memcpy(&v, c->lat + i * c->lat_step, sizeof v);
+    return v;
+}
+
+static inline int32_t
+trip_col_int_(const char *base, size_t step, size_t i)
+{
+    int32_t v = 0;
+    if (base != NULL)
+        memcpy(&v, base + i * step, sizeof v);
+    return v;
+}
+
+static int
+trip_replay_check_(const trip_replay_cols_ *c, size_t i)
+{
+    int64_t wall = trip_col_wall_(c, i);
+    double lat = trip_col_lat_(c, i);
+    int32_t outcome = trip_col_int_(c->outcome, c->outcome_step, i);
+    int32_t prio = trip_col_int_(c->prio, c->prio_step, i);
+    if (wall < 0 || (i > 0 && wall < trip_col_wall_(c, i - 1)))
         return trip__fail(TRIP_EINVAL,
                           "replay: event %zu: time %lld is "
                           "negative or before the previous event",
-                          i, (long long)wall[i]);
-    if (wall[i] > TRIP__TIME_MAX_NS)
+                          i, (long long)wall);
+    if (wall > TRIP__TIME_MAX_NS)
         return trip__fail(TRIP_EINVAL,
                           "replay: event %zu: time %lld is "
                           "past 2^62 ns (the year 2116)",
-                          i, (long long)wall[i]);
+                          i, (long long)wall);
     /* the limits of trip_record_latency(): an event it would refuse must
      * not be admitted and then never recorded */
-    if (!isfinite(lat[i]) || lat[i] < 0 || lat[i] > 86400.0 * 365)
+    if (!isfinite(lat) || lat < 0 || lat > 86400.0 * 365)
         return trip__fail(TRIP_EINVAL,
                           "replay: event %zu: latency %g must "
                           "be finite and in [0, 1 year] seconds",
-                          i, lat[i]);
-    if (outcome[i] < TRIP_SUCCESS || outcome[i] > TRIP_IGNORED)
+                          i, lat);
+    if (outcome < TRIP_SUCCESS || outcome > TRIP_IGNORED)
         return trip__fail(TRIP_EINVAL,
                           "replay: event %zu: unknown outcome "
                           "%d",
-                          i, (int)outcome[i]);
-    if (prio && (prio[i] < 0 || prio[i] > 255))
+                          i, (int)outcome);
+    if (prio < 0 || prio > 255)
         return trip__fail(TRIP_EINVAL,
                           "replay: event %zu: priority %d not "
                           "in [0, 255]",
-                          i, (int)prio[i]);
+                          i, (int)prio);
     return TRIP_OK;
 }
 
 static int
-trip_replay_run_(trip_breaker *b, trip_clock *clk, const int64_t *wall,
-                 const double *lat, const int32_t *outcome, const int32_t *prio,
+trip_replay_run_(trip_breaker *b, trip_clock *clk, const trip_replay_cols_ *c,
                  trip_replay_result *r)
 {
     for (size_t i = 0; i < r->n_events; i++) {
-        int rc = trip_replay_check_(wall, lat, outcome, prio, i);
+        int rc = trip_replay_check_(c, i);
         if (rc != TRIP_OK)
             return rc;
-        trip_clock_set(clk, wall[i]);
+        trip_clock_set(clk, trip_col_wall_(c, i));
         trip_ticket t;
-        int d = trip_allow_priority(b, &t, prio ? prio[i] : 0);
+        int d = trip_allow_priority(
+            b, &t, trip_col_int_(c->prio, c->prio_step, i));
         r->decisions[i] = (uint8_t)d;
         r->states[i] = (uint8_t)t.state;
         if (d == TRIP_PASS)
-            trip_record_latency(b, &t, outcome[i], lat[i]);
+            trip_record_latency(b, &t,
+                                trip_col_int_(c->outcome, c->outcome_step, i),
+                                trip_col_lat_(c, i));
     }
     return TRIP_OK;
 }
@@ -126,13 +164,10 @@ trip_replay_result_free(trip_replay_result *r)
     trip__free(r);
 }
 
-int
-trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
-                   const double *latency_s, const int32_t *outcome,
-                   const int32_t *priority, size_t n, trip_replay_result **out)
+static int
+trip_replay_cols_run_(const trip_config *cfg, const trip_replay_cols_ *c,
+                      size_t n, trip_replay_result **out)
 {
-    if (out == NULL || (n > 0 && (!wall_ns || !latency_s || !outcome)))
-        return trip__fail(TRIP_EINVAL, "trip_replay: NULL argument");
     *out = NULL;
     trip_clock *clk = NULL;
     trip_breaker *b = NULL;
@@ -147,9 +182,9 @@ trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
             rc = TRIP_ENOMEM;
     }
     if (rc == TRIP_OK && n > 0)
-        rc = trip_replay_check_(wall_ns, latency_s, outcome, priority, 0);
+        rc = trip_replay_check_(c, 0);
     if (rc == TRIP_OK)
-        rc = trip_clock_manual_new(n ? wall_ns[0] : 0, 0, &clk);
+        rc = trip_clock_manual_new(n ? trip_col_wall_(c, 0) : 0, 0, &clk);
     if (rc == TRIP_OK)
         rc = trip_breaker_new("replay", cfg, clk, &b);
     if (rc == TRIP_OK) {
@@ -158,7 +193,7 @@ trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
         rc = trip_breaker_add_listener(b, trip_replay_transition_, &ctx, NULL);
     }
     if (rc == TRIP_OK)
-        rc = trip_replay_run_(b, clk, wall_ns, latency_s, outcome, priority, r);
+        rc = trip_replay_run_(b, clk, c, r);
     if (rc == TRIP_OK && ctx.failed)
         rc = trip__fail(TRIP_ENOMEM, "replay: out of memory");
     if (rc == TRIP_OK)
@@ -176,30 +211,39 @@ trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
 }
 
 int
+trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
+                   const double *latency_s, const int32_t *outcome,
+                   const int32_t *priority, size_t n, trip_replay_result **out)
+{
+    if (out == NULL || (n > 0 && (!wall_ns || !latency_s || !outcome)))
+        return trip__fail(TRIP_EINVAL, "trip_replay: NULL argument");
+    trip_replay_cols_ c = {(const char *)wall_ns,   (const char *)latency_s,
+                           (const char *)outcome,   (const char *)priority,
+                           sizeof *wall_ns,         sizeof *latency_s,
+                           sizeof *outcome,         sizeof *priority};
+    return trip_replay_cols_run_(cfg, &c, n, out);
+}
+
+int
 trip_replay(const trip_config *cfg, const trip_event *events, size_t n,
             trip_replay_result **out)
 {
     if (out == NULL || (n > 0 && events == NULL))
         return trip__fail(TRIP_EINVAL, "trip_replay: NULL argument");
-    int64_t *w = trip__malloc((n ? n : 1) * sizeof *w);
-    double *l = trip__malloc((n ? n : 1) * sizeof *l);
-    int32_t *o = trip__malloc((n ? n : 1) * sizeof *o);
-    int32_t *p = trip__malloc((n ? n : 1) * sizeof *p);
-    int rc;
-    if (!w || !l || !o || !p) {
-        rc = trip__fail(TRIP_ENOMEM, "replay: out of memory");
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            w[i] = events[i].wall_ns;
-            l[i] = events[i].latency_s;
-            o[i] = events[i].outcome;
-            p[i] = events[i].priority;
-        }
-        rc = trip_replay_arrays(cfg, w, l, o, p, n, out);
-    }
-    trip__free(w);
-    trip__free(l);
-    trip__free(o);
-    trip__free(p);
-    return rc;
+    /* with n == 0 nothing is read; the fields' addresses are not taken
+     * from a NULL array */
+    static const trip_event none;
+    const trip_event *e = n > 0 ? events : &none;
+    _Static_assert(sizeof e->outcome == sizeof(int32_t) &&
+                       sizeof e->priority == sizeof(int32_t),
+                   "trip_event's outcome and priority are 32-bit");
+    trip_replay_cols_ c = {(const char *)&e->wall_ns,
+                           (const char *)&e->latency_s,
+                           (const char *)&e->outcome,
+                           (const char *)&e->priority,
+                           sizeof *e,
+                           sizeof *e,
+                           sizeof *e,
+                           sizeof *e};
+    return trip_replay_cols_run_(cfg, &c, n, out);
 }

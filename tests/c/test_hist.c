@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* Tests of the log-linear latency histogram against exact quantiles. */
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "test_util.h"
 
@@ -142,6 +144,51 @@ test_hist_merge_equals_union(void **state)
     golden_free(g);
 }
 
+/* Quantiles through the group totals equal the full scan's, on histograms
+ * from one value to every bin, the top bin and the exact bins included. */
+static void
+test_hist_grouped_equals_scan(void **state)
+{
+    (void)state;
+    static const double qs[7] = {0, 0.01, 0.5, 0.9, 0.99, 0.999, 1};
+    uint64_t *h = calloc(TRIP_HIST_BINS, sizeof *h);
+    uint64_t g[TRIP_HIST_GROUPS];
+    uint64_t x = 12345;
+    assert_non_null(h);
+    for (int round = 0; round < 2000; round++) {
+        uint64_t total = 0;
+        memset(h, 0, TRIP_HIST_BINS * sizeof *h);
+        memset(g, 0, sizeof g);
+        int n = 1 + round % 50, span = 1 + (round * 37) % TRIP_HIST_BINS;
+        uint32_t base = (uint32_t)((round * 101) % TRIP_HIST_BINS);
+        for (int i = 0; i < n; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            uint32_t bin = (base + (uint32_t)(x >> 33) % (uint32_t)span) %
+                           TRIP_HIST_BINS;
+            uint64_t c = 1 + (x >> 20) % 5;
+            h[bin] += c;
+            g[bin / TRIP_HIST_SUB] += c;
+            total += c;
+        }
+        if (round % 7 == 0) {
+            h[TRIP_HIST_BINS - 1]++;
+            g[TRIP_HIST_GROUPS - 1]++;
+            total++;
+        }
+        double a[7], b[7];
+        trip__hist_quantiles_s(h, total, qs, 7, a);
+        trip__hist_quantiles_grouped_s(h, g, total, qs, 7, b);
+        for (int i = 0; i < 7; i++)
+            assert_true(a[i] == b[i]);
+    }
+    double out[2];
+    trip__hist_quantiles_grouped_s(h, g, 0, qs, 2, out);
+    assert_true(isnan(out[0]) && isnan(out[1]));
+    trip__hist_quantiles_grouped_s(h, NULL, 3, qs, 2, out);
+    assert_true(isnan(out[0]) && isnan(out[1]));
+    free(h);
+}
+
 int
 main(void)
 {
@@ -153,6 +200,7 @@ main(void)
         cmocka_unit_test(test_hist_empty_is_nan),
         cmocka_unit_test(test_hist_nearest_rank_small_counts),
         cmocka_unit_test(test_hist_merge_equals_union),
+        cmocka_unit_test(test_hist_grouped_equals_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -211,6 +211,84 @@ test_replay_gap_leaves_no_stale_latencies(void **state)
     free(ev);
 }
 
+/* The windows of each evaluation, counted again from the events: the
+ * engine keeps running sums of the ring and of the short histogram, and
+ * sums the ring again after a gap; both must count exactly the calls of
+ * [end - window, end). Gaps of every size: none, under a bucket, under
+ * the short window, under the long one, longer than both. */
+static void
+test_replay_windows_count_the_events(void **state)
+{
+    (void)state;
+    enum { N = 40000 };
+    trip_event *ev = calloc(N, sizeof *ev);
+    assert_non_null(ev);
+    int64_t t = 1704067200LL * TEST_S_ + 123456789;
+    for (size_t i = 0; i < N; i++) {
+        double g = uniform();
+        t += g < 0.002   ? (int64_t)(uniform() * 200) * TEST_S_ /* long */
+             : g < 0.01  ? (int64_t)(uniform() * 12) * TEST_S_ /* short */
+             : g < 0.1   ? 0                                   /* same ns */
+                         : (int64_t)(uniform() * 0.4e9);
+        double u = uniform();
+        ev[i].wall_ns = t;
+        ev[i].outcome = u < 0.2    ? TRIP_FAILURE
+                        : u < 0.25 ? TRIP_TIMEOUT
+                        : u < 0.3  ? TRIP_IGNORED
+                                   : TRIP_SUCCESS;
+        ev[i].latency_s = 0.001 * exp(6 * uniform());
+    }
+    trip_config c;
+    trip_config_init(&c);
+    c.adaptive = 0; /* nothing trips: every call passes and counts */
+    c.failure_rate = 0;
+    c.consecutive_failures = 0;
+    c.consecutive_timeouts = 0;
+    trip_replay_result *r = NULL;
+    assert_int_equal(trip_replay(&c, ev, N, &r), TRIP_OK);
+    assert_int_equal(r->final.trips, 0);
+    int64_t W = (int64_t)c.window_buckets * c.bucket_ns;
+    int64_t L = (int64_t)c.long_window_buckets * c.bucket_ns;
+    uint64_t *h = malloc(TRIP_HIST_BINS * sizeof *h);
+    assert_non_null(h);
+    size_t gaps = 0;
+    for (size_t k = 0; k < r->n_evals; k++) {
+        const trip_eval *e = &r->evals[k];
+        int64_t calls = 0, fails = 0, lcalls = 0, lfails = 0;
+        uint64_t nh = 0;
+        memset(h, 0, TRIP_HIST_BINS * sizeof *h);
+        for (size_t i = 0; i < N && ev[i].wall_ns < e->wall_ns; i++) {
+            if (ev[i].wall_ns < e->wall_ns - L ||
+                ev[i].outcome == TRIP_IGNORED)
+                continue;
+            int fail = ev[i].outcome != TRIP_SUCCESS;
+            lcalls++;
+            lfails += fail;
+            if (ev[i].wall_ns < e->wall_ns - W)
+                continue;
+            calls++;
+            fails += fail;
+            h[trip__hist_bin(llround(ev[i].latency_s * 1e9))]++;
+            nh++;
+        }
+        assert_int_equal(e->calls, calls);
+        assert_int_equal(e->failures, fails);
+        assert_int_equal(e->long_calls, lcalls);
+        assert_int_equal(e->long_failures, lfails);
+        double q = trip__hist_quantile_s(h, nh, c.latency_quantile);
+        if (nh == 0)
+            assert_true(isnan(e->latency_q_s));
+        else
+            assert_true(e->latency_q_s == q);
+        gaps += k > 0 && e->wall_ns - r->evals[k - 1].wall_ns > c.bucket_ns;
+    }
+    assert_true(gaps > 100); /* the recomputing path ran, often */
+    assert_true(r->n_evals > 5000);
+    free(h);
+    trip_replay_result_free(r);
+    free(ev);
+}
+
 static void
 test_replay_bad_input(void **state)
 {
@@ -250,6 +328,7 @@ main(void)
         cmocka_unit_test(test_replay_equals_live_with_history),
         cmocka_unit_test(test_replay_equals_live_count_window_ramp),
         cmocka_unit_test(test_replay_gap_leaves_no_stale_latencies),
+        cmocka_unit_test(test_replay_windows_count_the_events),
         cmocka_unit_test(test_replay_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
