@@ -11,6 +11,24 @@
 #define DAYS_ 2
 #define BUDGET_ 7.0 /* per week: one a day, so that two days allow two */
 
+/* TRIP_SIM_SCALE (test_util.h), 1 unless set: below 1 the histories cover
+ * that fraction of their two days, but at least half a day (night, evening
+ * and busy hours), and the incidents come on the first day, so that
+ * calibration, its replays and each incident still run under memcheck, in
+ * minutes instead of an hour. Set in main(). */
+static double sim_scale_ = 1;
+
+/* The span of the calibration and fresh histories. */
+static int64_t
+history_ns(void)
+{
+    int64_t full = DAYS_ * SIM_DAY_;
+    if (sim_scale_ >= 1)
+        return full;
+    int64_t v = (int64_t)((double)full * sim_scale_);
+    return v < SIM_DAY_ / 2 ? SIM_DAY_ / 2 : v;
+}
+
 typedef struct cal_fixture {
     trip_event *ev;
     size_t n;
@@ -55,7 +73,7 @@ setup(void **state)
 {
     (void)state;
     sim_traffic t = sim_default(1);
-    fx.ev = sim_generate(&t, SIM_T0_, SIM_T0_ + DAYS_ * SIM_DAY_, &fx.n);
+    fx.ev = sim_generate(&t, SIM_T0_, SIM_T0_ + history_ns(), &fx.n);
     if (fx.ev == NULL)
         return -1;
     int rc = trip_calibrate(NULL, fx.ev, fx.n, BUDGET_, &fx.chosen, &fx.rep);
@@ -132,7 +150,7 @@ test_calibrate_fresh_history_close(void **state)
     (void)state;
     sim_traffic t = sim_default(2);
     size_t n;
-    trip_event *ev = sim_generate(&t, SIM_T0_, SIM_T0_ + DAYS_ * SIM_DAY_, &n);
+    trip_event *ev = sim_generate(&t, SIM_T0_, SIM_T0_ + history_ns(), &n);
     assert_non_null(ev);
     int64_t trips = count_trips(&fx.chosen, ev, n, NULL, NULL);
     double weeks = (double)(ev[n - 1].wall_ns - ev[0].wall_ns) / SIM_WEEK_;
@@ -143,14 +161,15 @@ test_calibrate_fresh_history_close(void **state)
 }
 
 /* An incident in fresh history: caught by the chosen thresholds within
- * max_s seconds of its onset (it lasts ten minutes). */
+ * max_s seconds of its onset (it lasts ten minutes), on the second day
+ * (the first with TRIP_SIM_SCALE below 1). */
 static void
 check_incident(int kind, double factor, int hour, int max_s)
 {
     sim_traffic t = sim_default(3);
     t.incident = kind;
     t.factor = factor;
-    t.onset_ns = SIM_T0_ + SIM_DAY_ + hour * SIM_HOUR_;
+    t.onset_ns = SIM_T0_ + (sim_scale_ < 1 ? 0 : SIM_DAY_) + hour * SIM_HOUR_;
     t.end_ns = t.onset_ns + 10 * 60 * SIM_S_;
     size_t n;
     trip_event *ev = sim_generate(&t, SIM_T0_, t.end_ns, &n);
@@ -252,6 +271,9 @@ test_calibrate_budget_out_of_reach(void **state)
 int
 main(void)
 {
+    sim_scale_ = test_env_double("TRIP_SIM_SCALE", 1, 1);
+    if (sim_scale_ < 1)
+        print_message("TRIP_SIM_SCALE %g: histories shortened\n", sim_scale_);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calibrate_meets_budget),
         cmocka_unit_test(test_calibrate_more_sensitive_than_defaults),

@@ -18,6 +18,12 @@
 
 #define WALL0_ (1767225600LL * TEST_S_)
 
+/* TRIP_TEST_SLOWDOWN (test_util.h), 1 unless set: how much slower than
+ * native the process runs (about 30 under memcheck), to stretch the real
+ * time a writer waits for another's lock and the time the crash loop
+ * gives a writer before killing it. Set in main(). */
+static double slowdown_ = 1;
+
 static int64_t
 mono_ns(void)
 {
@@ -27,21 +33,39 @@ mono_ns(void)
 }
 
 /* Record n calls through breaker `name` on the history at path. Returns
- * the rows the store reports written; *lost receives rows lost. */
+ * the rows the store reports written; *lost receives rows lost. On a
+ * failure returns -1 and leaves the status and message in why. */
 static int64_t
-write_calls(const char *path, const char *name, int n, int64_t *lost)
+write_calls(const char *path, const char *name, int n, int64_t *lost, char *why,
+            size_t why_len)
 {
+    /* Four writers take turns at one file's write lock; slowed down 30x
+     * (memcheck) a turn takes seconds, and a writer that waited out the
+     * default 5 s left its rows pending: "database is locked". */
+    trip_store_opts o;
+    trip_store_opts_init(&o);
+    o.busy_timeout_ms = (int64_t)(o.busy_timeout_ms * slowdown_);
+    if (o.busy_timeout_ms > 3600000)
+        o.busy_timeout_ms = 3600000;
     trip_store *s = NULL;
-    if (trip_store_open(path, NULL, &s) != TRIP_OK)
+    int rc = trip_store_open(path, &o, &s);
+    if (rc != TRIP_OK) {
+        snprintf(why, why_len, "trip_store_open: %s: %s", trip_strerror(rc),
+                 trip_errmsg());
         return -1;
+    }
     trip_clock *clk;
     trip_clock_manual_new(TEST_S_, WALL0_, &clk);
     trip_config cfg;
     trip_config_init(&cfg);
     trip_breaker *b;
     trip_breaker_new(name, &cfg, clk, &b);
-    if (trip_breaker_attach(b, s) != TRIP_OK)
+    rc = trip_breaker_attach(b, s);
+    if (rc != TRIP_OK) {
+        snprintf(why, why_len, "trip_breaker_attach: %s: %s", trip_strerror(rc),
+                 trip_errmsg());
         return -1;
+    }
     for (int i = 0; i < n; i++) {
         trip_clock_advance(clk, TEST_MS_);
         trip_ticket t;
@@ -56,6 +80,8 @@ write_calls(const char *path, const char *name, int n, int64_t *lost)
     trip_store_close(s);
     trip_clock_free(clk);
     *lost = st.dropped_full + st.dropped_error;
+    snprintf(why, why_len, "%lld pending, store status %s: %s",
+             (long long)st.pending, trip_strerror(st.status), st.message);
     return st.written;
 }
 
@@ -74,6 +100,12 @@ count_rows(const char *path, const char *sql)
     return n;
 }
 
+/* What a writer process reports to the parent, in shared memory. */
+typedef struct writer_report {
+    int64_t written, lost;
+    char why[512];
+} writer_report;
+
 static void
 test_store_multi_processes_one_file(void **state)
 {
@@ -82,9 +114,9 @@ test_store_multi_processes_one_file(void **state)
     snprintf(path, sizeof path, "/tmp/tripsense-multi-%d.db", (int)getpid());
     test_rm_db(path);
     enum { PROCS = 4, CALLS = 30000 };
-    int64_t *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(shared != MAP_FAILED);
+    writer_report *rep = mmap(NULL, PROCS * sizeof *rep, PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(rep != MAP_FAILED);
     pid_t pids[PROCS];
     for (int p = 0; p < PROCS; p++) {
         pids[p] = fork();
@@ -94,8 +126,9 @@ test_store_multi_processes_one_file(void **state)
             /* two processes share a breaker name, two have their own */
             snprintf(name, sizeof name, "dep%d", p / 2 == 0 ? 0 : p);
             int64_t lost = 0;
-            shared[2 * p] = write_calls(path, name, CALLS, &lost);
-            shared[2 * p + 1] = lost;
+            rep[p].written = write_calls(path, name, CALLS, &lost, rep[p].why,
+                                         sizeof rep[p].why);
+            rep[p].lost = lost;
             _exit(0);
         }
     }
@@ -125,9 +158,13 @@ test_store_multi_processes_one_file(void **state)
     }
     int64_t written = 0, lost = 0;
     for (int p = 0; p < PROCS; p++) {
-        assert_true(shared[2 * p] > 0);
-        written += shared[2 * p];
-        lost += shared[2 * p + 1];
+        if (rep[p].written != CALLS || rep[p].lost != 0)
+            print_error("writer %d: %lld rows written, %lld lost (%s)\n", p,
+                        (long long)rep[p].written, (long long)rep[p].lost,
+                        rep[p].why);
+        assert_true(rep[p].written > 0);
+        written += rep[p].written;
+        lost += rep[p].lost;
     }
     assert_int_equal(lost, 0);
     assert_int_equal(written, PROCS * CALLS);
@@ -139,7 +176,7 @@ test_store_multi_processes_one_file(void **state)
                      written);
     print_message("%d processes, %lld rows, %d reads during writes\n", PROCS,
                   (long long)written, reads);
-    munmap(shared, 4096);
+    munmap(rep, PROCS * sizeof *rep);
     test_rm_db(path);
 }
 
@@ -236,8 +273,12 @@ test_store_multi_sigkill_loop(void **state)
                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(log != MAP_FAILED);
     srand(12345);
+    /* 25 kills; slowed down, fewer (at least 3), so that the loop takes
+     * about as long in real time */
     const char *env = getenv("TRIP_CRASH_KILLS");
-    int kills = env ? atoi(env) : 25;
+    int kills = env ? atoi(env) : (int)(25 / slowdown_);
+    if (env == NULL && kills < 3)
+        kills = 3;
     int64_t worst = 0, have = 0;
     for (int k = 0; k < kills; k++) {
         atomic_store(&log->n, 0);
@@ -246,7 +287,9 @@ test_store_multi_sigkill_loop(void **state)
         assert_true(pid >= 0);
         if (pid == 0)
             crash_child(path, log, have);
-        usleep(150000 + (useconds_t)(rand() % 300000));
+        /* 150-450 ms natively; a slowed-down writer gets as much of its
+         * own time, or it would mostly be killed while still opening */
+        usleep((useconds_t)((150000 + rand() % 300000) * slowdown_));
         int64_t kill_ns = mono_ns();
         kill(pid, SIGKILL);
         int status;
@@ -272,6 +315,7 @@ test_store_multi_sigkill_loop(void **state)
 int
 main(void)
 {
+    slowdown_ = test_env_double("TRIP_TEST_SLOWDOWN", 1, 1000);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_multi_processes_one_file),
         cmocka_unit_test(test_store_multi_sigkill_loop),

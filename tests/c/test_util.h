@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -31,6 +32,21 @@ assert_close_(double a, double b, double rel, const char *file, int line)
 
 #define TEST_S_ 1000000000LL
 #define TEST_MS_ 1000000LL
+
+/* A number from the environment variable `name`, or def when it is unset or
+ * not in (0, max]. Two such knobs let the slow tests run under memcheck
+ * (mk/reliability.mk) without changing their normal runs:
+ * TRIP_SIM_SCALE (default 1) shortens the long simulations to that fraction
+ * of their simulated time, with a floor that keeps every code path;
+ * TRIP_TEST_SLOWDOWN (default 1) stretches the real-time waits of the
+ * multi-process tests by that factor. */
+static inline double
+test_env_double(const char *name, double def, double max)
+{
+    const char *s = getenv(name);
+    double v = s ? strtod(s, NULL) : def;
+    return v > 0 && v <= max ? v : def;
+}
 
 /* ---- golden files of tests/data (format: tests/data/make_golden.py) ---- */
 
