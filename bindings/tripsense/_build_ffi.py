@@ -103,6 +103,8 @@ int tripsense_py_record_weighted(tripsense_py_call *c, int outcome,
 int64_t tripsense_py_enter(tripsense_py_call *owner);
 int tripsense_py_exit_success(tripsense_py_call *owner);
 int tripsense_py_exit(tripsense_py_call *owner, int outcome, double weight);
+#define TRIPSENSE_PY_NO_HOT 1
+int tripsense_py_hot_install(void);
 """
 
 GLUE_SOURCE = """
@@ -271,12 +273,16 @@ static int tripsense_py_exit_success(tripsense_py_call *owner)
 }
 """
 
+# The functions above as CPython functions that keep the GIL, for the hot
+# path (see its header); compiled into the same module, after GLUE_SOURCE.
+HOT_SOURCE = (HERE / "_hotpath.c").read_text()
+
 ffibuilder = FFI()
 ffibuilder.cdef(read_cdef(SOURCES))
 ffibuilder.cdef(GLUE_CDEF)
 ffibuilder.set_source(
     "tripsense._tripsense",
-    '#include "tripsense/tripsense.h"\n' + GLUE_SOURCE,
+    '#include "tripsense/tripsense.h"\n' + GLUE_SOURCE + HOT_SOURCE,
     sources=SOURCES,
     include_dirs=[_rel(ROOT / d) for d in ("include", "libcore", "adaptive")]
     + [_rel(ROOT) or "."],

@@ -228,3 +228,22 @@ def _check(rc: int, context: Optional[str] = None) -> int:
     if rc < 0:
         raise _error(rc, context)
     return rc
+
+
+def _hot_functions() -> Any:
+    """The glue's hot-path functions (``tripsense_py_allow``, ``_success``,
+    ``_record``, ``_enter``, ``_exit``, ...) as CPython functions that keep
+    the GIL, from ``_hotpath.c``: the same names, arguments and results as
+    ``lib``'s, without cffi's release and retake of the GIL around each
+    call. ``lib`` itself where they do not exist (PyPy) or could not be
+    made (out of memory, printed)."""
+    if lib.tripsense_py_hot_install() != 0:
+        return lib
+    import sys
+
+    hot = sys.modules["tripsense._tripsense_hot"]
+    hot.bind(ffi.typeof("tripsense_py_call *"))
+    return hot
+
+
+_hot = _hot_functions()

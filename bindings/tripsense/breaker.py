@@ -21,7 +21,7 @@ from typing import (Any, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar
 from . import _config
 from ._clock import ManualClock
 from ._lowlevel import (CircuitOpenError, InvalidConfigError, TripsenseError,
-                        _check, _string, _take_string, ffi, lib)
+                        _check, _hot, _string, _take_string, ffi, lib)
 
 __all__ = ["Breaker", "Snapshot", "Reason", "Event", "Ticket"]
 
@@ -47,16 +47,19 @@ _allow = lib.trip_allow
 _allow_priority = lib.trip_allow_priority
 _record = lib.trip_record
 _record_weighted = lib.trip_record_weighted
-# the one-argument glue of _build_ffi.py: the decorator, call() and `with`
-_py_allow = lib.tripsense_py_allow
-_py_allow_priority = lib.tripsense_py_allow_priority
-_py_success = lib.tripsense_py_success
-_py_record = lib.tripsense_py_record
-_py_record_weighted = lib.tripsense_py_record_weighted
+# the one-argument glue of _build_ffi.py: the decorator, call() and `with`;
+# no I/O, no lock on the closed path, so they keep the GIL (_hotpath.c):
+# through cffi each of a guarded call's two C calls gave it to a waiting
+# thread (docs/python.md, "Threads and asyncio")
+_py_allow = _hot.tripsense_py_allow
+_py_allow_priority = _hot.tripsense_py_allow_priority
+_py_success = _hot.tripsense_py_success
+_py_record = _hot.tripsense_py_record
+_py_record_weighted = _hot.tripsense_py_record_weighted
 # `with` blocks outside an event loop: open in C, per thread
-_py_enter = lib.tripsense_py_enter
-_py_exit = lib.tripsense_py_exit
-_py_exit_success = lib.tripsense_py_exit_success
+_py_enter = _hot.tripsense_py_enter
+_py_exit = _hot.tripsense_py_exit
+_py_exit_success = _hot.tripsense_py_exit_success
 _NO_BLOCK = lib.TRIPSENSE_PY_NO_BLOCK
 _SLOT = ffi.typeof("tripsense_py_call *")
 _monotonic_ns = time.monotonic_ns

@@ -59,7 +59,8 @@ def test_every_listed_source_exists_and_is_in_the_sdist():
         assert (ROOT / s).is_file(), f"sources.txt lists a missing file {s}"
         assert _covered(s, pats), f"MANIFEST.in does not ship {s}"
     for must in ("sources.txt", "LICENSE", "include/tripsense/tripsense.h",
-                 "bindings/tripsense/_cdef.h", "bindings/tripsense/py.typed"):
+                 "bindings/tripsense/_cdef.h", "bindings/tripsense/_hotpath.c",
+                 "bindings/tripsense/py.typed"):
         assert _covered(must, pats), f"MANIFEST.in does not ship {must}"
 
 
@@ -72,7 +73,8 @@ OTHERS = {"simulate.py", "tune.py", "plot.py", "demo.py", "cli.py",
 def test_every_source_file_starts_with_an_spdx_line():
     files = list((ROOT / "bindings" / "tripsense").glob("*.py")) + \
         list((ROOT / "tests" / "python").glob("*.py")) + \
-        [ROOT / "setup.py", ROOT / "bindings" / "tripsense" / "_cdef.h"]
+        [ROOT / "setup.py", ROOT / "bindings" / "tripsense" / "_cdef.h",
+         ROOT / "bindings" / "tripsense" / "_hotpath.c"]
     mine = [p for p in files if p.name not in OTHERS]
     assert len(mine) > 15
     for p in mine:
@@ -205,7 +207,8 @@ def test_sdist_carries_the_sources_and_installs(clone, borrowed, tmp_path):
     must = listed + headers + [
         "sources.txt", "setup.py", "pyproject.toml", "LICENSE",
         "bindings/tripsense/_cdef.h", "bindings/tripsense/_build_ffi.py",
-        "bindings/tripsense/py.typed", "bindings/tripsense/__init__.py"]
+        "bindings/tripsense/_hotpath.c", "bindings/tripsense/py.typed",
+        "bindings/tripsense/__init__.py"]
     missing = sorted(set(must) - names)
     assert not missing, f"the sdist lacks {missing}"
     assert not [n for n in names if n.endswith((".so", ".o"))]

@@ -162,3 +162,55 @@ def test_flush_releases_the_gil_while_it_waits(tmp_path):
     th.join(60)
     assert not flushed_before_unlock
     assert flushed.is_set() and s.status()["written"] == 11
+
+
+def test_hot_path_keeps_the_gil_without_deadlock(tmp_path):
+    # allow/record/enter/exit keep the GIL (_hotpath.c). A failure that
+    # trips the breaker takes its mutex with the GIL held, and the listener
+    # then runs Python in the calling thread; meanwhile another thread, with
+    # the GIL released, takes the same mutex (mode changes, snapshots,
+    # attaching a store with history to warm up from). If C ever held the
+    # mutex while waiting for the GIL, the threads would hang here.
+    store = tripsense.Store(str(tmp_path / "hot.db"))
+    b = tripsense.Breaker("hot", consecutive_failures=1, open_s=0.001,
+                          jitter=0, half_open_successes=1, adaptive=False)
+    seen = []
+    b.add_listener(lambda ev: seen.append(ev.to_state), rejections=True)
+    stop = threading.Event()
+    done = []
+
+    def calls(i):
+        g = b(_fail if i % 2 else _ok)
+        while not stop.is_set():
+            try:
+                if i % 3:
+                    g()
+                else:
+                    with b:
+                        if i % 2:
+                            raise Boom()
+            except (Boom, tripsense.CircuitOpenError):
+                pass
+        done.append(i)
+
+    def control():
+        while not stop.is_set():
+            b.force_open()
+            b.snapshot()
+            b.reset()
+            b.attach(store)
+            b.attach(None)
+        done.append("control")
+
+    ts = [threading.Thread(target=calls, args=(i,)) for i in range(4)]
+    ts.append(threading.Thread(target=control))
+    for t in ts:
+        t.start()
+    stop.wait(1.0)
+    stop.set()
+    for t in ts:
+        t.join(30)
+    assert sorted(map(str, done)) == ["0", "1", "2", "3", "control"]
+    assert seen and b.snapshot().in_flight == 0
+    b.close()
+    store.close()
