@@ -160,10 +160,11 @@ sanitize-thread: deps
 
 # --- benchmarks ----------------------------------------------------------------
 
-# bench_core's two-thread case means something only when both threads hold a
-# core at once: on a busy machine it runs at a real-time priority where that
-# is allowed (root or CAP_SYS_NICE; the kernel's RT throttling still leaves
-# others 5% of each second). BENCH_RT= turns it off.
+# bench_core's two-thread case and bench_python's four threads mean something
+# only when the threads hold the cores at once: on a busy machine they run at
+# a real-time priority where that is allowed (root or CAP_SYS_NICE; the
+# kernel's RT throttling still leaves others 5% of each second). BENCH_RT=
+# turns it off.
 BENCH_RT ?= $(shell chrt -f 50 true 2>/dev/null && echo chrt -f 50)
 
 bench: deps
@@ -178,7 +179,7 @@ bench: deps
 	@$(SUB_MAKE) venv
 	@# pybreaker is the peer measured in the same run, for the bench only
 	$(VENV)/bin/pip install -q pybreaker
-	$(VENV)/bin/python bench/bench_python.py
+	$(BENCH_RT) $(VENV)/bin/python bench/bench_python.py
 
 # --- demo ----------------------------------------------------------------------
 

@@ -6,11 +6,13 @@ that other jobs on a shared machine do not count): a plain ``f()``, the
 decorator, ``call()`` and ``with`` on the closed path, the rejected path,
 pybreaker's decorator and rejected path on the same function when pybreaker
 is installed (``make bench`` installs it into the venv for this only), 4
-threads against 1 (wall time, and the process's CPU time, which other jobs
-do not inflate), History of one million outcomes into a DataFrame, and
-replay of ten million events from Python against the C call it makes (best
-of 3 in this thread's CPU time, and the first run alone: only the first
-pays for touching its 190 MB of new columns for the first time).
+threads against 1 for the decorator, ``with`` and a plain call (wall time,
+and the process's CPU time, which other jobs do not inflate; run under
+``chrt -f 50`` so that the threads really share the cores), History of one
+million outcomes into a DataFrame, and replay of ten million events from
+Python against the C call it makes (best of 3 in this thread's CPU time,
+and the first run alone: only the first pays for touching its 190 MB of
+new columns for the first time).
 """
 import os
 import sys
@@ -83,13 +85,19 @@ def pybreaker_paths():
     return closed, per_call(rejected, 50_000)
 
 
-def threads_ratio(n_threads=4, n=100_000, reps=3):
-    """Per call with n threads against one, for tripsense and for a plain
-    call (what the GIL alone imposes): wall time, and the process's CPU
-    time (all threads), best of reps."""
+def threads_ratio(n_threads=4, n=100_000, reps=5):
+    """Per call with n threads against one, for tripsense's decorator and
+    ``with``, and for a plain call (what the GIL alone imposes): wall time,
+    and the process's CPU time (all threads), best of reps. One-thread and
+    n-thread runs alternate, so that a change in the machine's load during
+    the measurement weighs on both."""
     b = tripsense.Breaker("threads", consecutive_failures=0, failure_rate=0,
                           adaptive=False)
     g = b(f)
+
+    def with_block():
+        with b:
+            f()
 
     def run(fn, k):
         def work():
@@ -105,12 +113,14 @@ def threads_ratio(n_threads=4, n=100_000, reps=3):
                 (time.process_time() - c0) / (n * k))
 
     def ratios(fn):
-        one = [run(fn, 1) for _ in range(reps)]
-        many = [run(fn, n_threads) for _ in range(reps)]
+        one, many = [], []
+        for _ in range(reps):
+            one.append(run(fn, 1))
+            many.append(run(fn, n_threads))
         return (min(m[0] for m in many) / min(o[0] for o in one),
                 min(m[1] for m in many) / min(o[1] for o in one))
 
-    return ratios(g), ratios(f)
+    return ratios(g), ratios(with_block), ratios(f)
 
 
 def history_read(path, rows=1_000_000):
@@ -179,11 +189,13 @@ def main():
               f"= {dec / pb[0]:.2f}x pybreaker (target <= 0.33x)")
         print(f"{'pybreaker rejected':34s} {pb[1]:8.0f} ns/call  tripsense "
               f"= {rej / pb[1]:.2f}x pybreaker (target <= 0.33x)")
-    tr, plain_tr = threads_ratio()
+    tr, with_tr, plain_tr = threads_ratio()
     print(f"4 threads / 1 thread per call      tripsense {tr[0]:.2f}x, plain "
           f"call {plain_tr[0]:.2f}x (the GIL's share), wall time")
     print(f"4 threads / 1 thread per call      tripsense {tr[1]:.2f}x, plain "
           f"call {plain_tr[1]:.2f}x, process CPU time")
+    print(f"4 threads / 1 thread, with block   tripsense {with_tr[0]:.2f}x "
+          f"wall, {with_tr[1]:.2f}x process CPU time")
     with tempfile.TemporaryDirectory() as d:
         n, s = history_read(os.path.join(d, "h.db"))
     print(f"History.outcomes() of {n:,} rows     {s:.3f} s wall, best of 3 "
