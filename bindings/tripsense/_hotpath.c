@@ -64,8 +64,7 @@ tripsense_py_hot_int_(PyObject *o, int *out)
     if (v == -1 && PyErr_Occurred())
         return -1;
     if (v < INT_MIN || v > INT_MAX) {
-        PyErr_Format(PyExc_OverflowError, "integer %ld does not fit 'int'",
-                     v);
+        PyErr_Format(PyExc_OverflowError, "integer %ld does not fit 'int'", v);
         return -1;
     }
     *out = (int)v;
@@ -95,29 +94,29 @@ tripsense_py_hot_args_(PyObject *args, Py_ssize_t n, const char *name,
 }
 
 /* f_hot_(self, c): METH_O, the glue's f(c) and its result as an int. */
-#define TRIPSENSE_PY_HOT_O_(f, from_c)                                        \
-    static PyObject *f##_hot_(PyObject *self, PyObject *arg)                  \
-    {                                                                         \
-        tripsense_py_call *c;                                                 \
-        (void)self;                                                           \
-        if (tripsense_py_hot_arg_(arg, &c) < 0)                               \
-            return NULL;                                                      \
-        return from_c(f(c));                                                  \
+#define TRIPSENSE_PY_HOT_O_(f, from_c)                                         \
+    static PyObject *f##_hot_(PyObject *self, PyObject *arg)                   \
+    {                                                                          \
+        tripsense_py_call *c;                                                  \
+        (void)self;                                                            \
+        if (tripsense_py_hot_arg_(arg, &c) < 0)                                \
+            return NULL;                                                       \
+        return from_c(f(c));                                                   \
     }
 
 /* f_hot_(self, (c, i[, d])): METH_VARARGS, the glue's f with the n
  * arguments named in call, (c, i) or (c, i, d). */
-#define TRIPSENSE_PY_HOT_V_(f, n, call)                                       \
-    static PyObject *f##_hot_(PyObject *self, PyObject *args)                 \
-    {                                                                         \
-        tripsense_py_call *c;                                                 \
-        int i;                                                                \
-        double d = 0.0;                                                       \
-        (void)self;                                                           \
-        (void)d;                                                              \
-        if (tripsense_py_hot_args_(args, n, #f, &c, &i, &d) < 0)              \
-            return NULL;                                                      \
-        return PyLong_FromLong(f call);                                       \
+#define TRIPSENSE_PY_HOT_V_(f, n, call)                                        \
+    static PyObject *f##_hot_(PyObject *self, PyObject *args)                  \
+    {                                                                          \
+        tripsense_py_call *c;                                                  \
+        int i;                                                                 \
+        double d = 0.0;                                                        \
+        (void)self;                                                            \
+        (void)d;                                                               \
+        if (tripsense_py_hot_args_(args, n, #f, &c, &i, &d) < 0)               \
+            return NULL;                                                       \
+        return PyLong_FromLong(f call);                                        \
     }
 
 TRIPSENSE_PY_HOT_O_(tripsense_py_allow, PyLong_FromLong)
@@ -143,8 +142,10 @@ tripsense_py_hot_bind_(PyObject *self, PyObject *ctype)
     Py_RETURN_NONE;
 }
 
+/* clang-format off */
 #define TRIPSENSE_PY_HOT_DEF_(f, flags, args)                                 \
     {#f, f##_hot_, flags, #f args ", keeping the GIL."}
+/* clang-format on */
 
 static PyMethodDef tripsense_py_hot_methods_[] = {
     {"bind", tripsense_py_hot_bind_, METH_O,
