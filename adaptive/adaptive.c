@@ -21,14 +21,27 @@ struct trip__adaptive {
     trip__ewratio ew_lat;  /* latency seconds / calls */
     trip__kofm rate_hist, lat_hist, pct_hist;
     int64_t obs_index; /* wall_ns / observation period last seen */
-    int dirty;         /* the current observation period saw trouble */
+    int dirty;   /* the current observation period saw trouble */
+    int partial; /* ... or was not closed throughout: never learned */
     double cq[3];      /* trip__quantile_cq of p95, p99, cfg q */
     trip_eval judged;  /* the scores of the last judgement */
     /* calls and failures of the last judged periods (closed only), a ring
      * of 64 indexed by periods_n */
     int64_t pcalls[64], pfails[64];
     uint32_t periods_n;
+    /* learning waits while trouble is near: a period is learned once the
+     * anomaly_m judgements from it on have passed without a trip, so the
+     * quiet minutes of an incident that is still building up (between
+     * its anomalous ones) do not widen the baseline it is judged by;
+     * pending[] holds them in order, at most TRIP_LEARN_HOLD_ (or m) */
+    trip__kofm trouble; /* the judgements that were troubled (dirty) */
+    double seq;         /* CUSUM of trip__rate_llr over low-volume periods */
+    trip__bobs pending[64];
+    int64_t pending_wall[64];
+    uint32_t pending_n;
 };
+
+#define TRIP_LEARN_HOLD_ 16
 
 /* What one evaluation found, before it is copied into the trip_eval. */
 typedef struct trip_found_ {
@@ -382,6 +395,75 @@ trip_aggregate_(trip__adaptive *a, const trip_config *cfg,
     trip__judge_rate(cfg, f->rate_cell, calls, fails, 1.0, &f->ra);
 }
 
+/* The baseline rate and clustering the sequential test holds a period to:
+ * the highest among the judged cell, the hour of day's and the global
+ * one, so that a rate that follows the time of day is not taken for a
+ * rise where the judged cell averages it away (AUTO chooses no
+ * seasonality when per-minute noise hides the hours' differences, and
+ * a mean over minutes weights a quiet night as much as a busy noon). The
+ * hour of day's cell must be ready: the test waits for a day of data. */
+static int
+trip_seq_baseline_(const trip__adaptive *a, int64_t wall_ns,
+                   const trip__bcell *judged, double *p0, double *ex)
+{
+    const trip__baseline *b = &a->base;
+    const trip__bcell *hod = &b->hod[trip__hour_of_day(wall_ns - 1)];
+    const trip__bcell *cells[3] = {judged, hod, &b->global};
+    int64_t need = b->min_samples > 0 ? (int64_t)b->min_samples : 1;
+    if (judged == NULL || hod->m[TRIP_BM_RATE].n < need)
+        return 0;
+    *p0 = 0;
+    *ex = 0;
+    for (int i = 0; i < 3; i++) {
+        const trip__ewstat *r = &cells[i]->m[TRIP_BM_RATE];
+        if (r->n < need)
+            continue;
+        double x = trip__rate_excess_var(cells[i]);
+        *p0 = r->mean > *p0 ? r->mean : *p0;
+        *ex = x > *ex ? x : *ex;
+    }
+    return 1;
+}
+
+/* Evidence accumulated over low-volume periods (a CUSUM of their log
+ * likelihood ratios), tripping when it reaches h = log(10 / binomial_p):
+ * the likelihood ratio is then 10 / binomial_p, so under the baseline the
+ * chance of ever getting there is at most binomial_p / 10 per start
+ * (Ville's inequality), which exp(-evidence) reports as the trip's score.
+ * A period adds at most 0.4 h, so that no two periods, and no burst
+ * shorter than a period, trip alone; a period above the low-volume range
+ * (judged by the z-score) starts the sum again. */
+static int
+trip_sequential_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
+                 const trip__window *lw, const trip_found_ *f, trip_reason *r)
+{
+    double p0 = NAN, ex = 0, llr = NAN;
+    if (cfg->adaptive && cfg->binomial_p > 0 &&
+        trip_seq_baseline_(a, wall_ns, f->rate_cell, &p0, &ex))
+        llr = trip__rate_llr(cfg, p0, ex, lw->calls,
+                             lw->failures + lw->timeouts);
+    if (isnan(llr)) {
+        a->seq = 0;
+        return TRIP_RULE_NONE;
+    }
+    double h = log(10.0 / cfg->binomial_p);
+    if (llr > 0.4 * h)
+        llr = 0.4 * h;
+    a->seq = a->seq + llr > 0 ? a->seq + llr : 0;
+    /* evidence half way to a trip: hold the learning of these minutes */
+    a->dirty |= a->seq >= 0.5 * h;
+    if (!(a->seq >= h) || !(llr > 0))
+        return TRIP_RULE_NONE;
+    *r = (trip_reason){TRIP_RULE_BINOMIAL_TAIL,
+                       exp(-a->seq),
+                       exp(-h),
+                       p0 > cfg->anomaly_rate_floor ? p0
+                                                    : cfg->anomaly_rate_floor,
+                       lw->calls,
+                       0};
+    return r->rule;
+}
+
 /* The anomaly rules with their k-of-m memory; returns the rule or NONE. */
 static int
 trip_anomaly_(trip__adaptive *a, const trip_config *cfg, const trip__window *sw,
@@ -418,18 +500,58 @@ trip_anomaly_(trip__adaptive *a, const trip_config *cfg, const trip__window *sw,
     return TRIP_RULE_NONE;
 }
 
-/* Learn from the period that just ended (the long window, judged just
- * now) if nothing in it looked wrong. */
+/* Learn the oldest n pending periods, in order. */
+static void
+trip_learn_pending_(trip__adaptive *a, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        trip__baseline_observe(&a->base, &a->pending[i], a->pending_wall[i]);
+    a->pending_n -= n;
+    memmove(a->pending, a->pending + n, a->pending_n * sizeof a->pending[0]);
+    memmove(a->pending_wall, a->pending_wall + n,
+            a->pending_n * sizeof a->pending_wall[0]);
+}
+
+/* Queue one period's observation (o NULL: none) behind the memory of
+ * trouble, then learn what need not wait any longer: everything once no
+ * judgement among the last m was troubled, else all but the newest
+ * max(m, TRIP_LEARN_HOLD_). A trip empties the queue instead (see
+ * trip__adaptive_evaluate), so an incident's minutes, quiet or not, are
+ * never learned, and every other minute is, outliers included (clipped by
+ * the baseline): leaving out the minutes that merely looked anomalous
+ * biased a low-volume baseline down, since at a few failures a minute the
+ * minutes left out are exactly those with more failures. */
+static void
+trip_learn_queue_(trip__adaptive *a, const trip_config *cfg, int troubled,
+                  const trip__bobs *o, int64_t wall_ns)
+{
+    uint32_t m = cfg->anomaly_m > 0 ? cfg->anomaly_m : 1;
+    int near = trip__kofm_push(&a->trouble, troubled, 1, m);
+    if (o != NULL) {
+        if (a->pending_n == 64)
+            trip_learn_pending_(a, 1);
+        a->pending[a->pending_n] = *o;
+        a->pending_wall[a->pending_n++] = wall_ns;
+    }
+    uint32_t hold = m > TRIP_LEARN_HOLD_ ? m : TRIP_LEARN_HOLD_;
+    if (!near)
+        trip_learn_pending_(a, a->pending_n);
+    else if (a->pending_n > hold)
+        trip_learn_pending_(a, a->pending_n - hold);
+}
+
+/* The period that just ended (the long window, judged just now) joins the
+ * learning queue, unless it is the first (which may be partial) or the
+ * breaker was not closed throughout it. */
 static void
 trip_learn_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
             int64_t idx, const trip__window *lw, const double *logq)
 {
-    int first = a->obs_index == INT64_MIN;
+    int skip = a->obs_index == INT64_MIN || a->partial;
+    int troubled = a->dirty;
     a->obs_index = idx;
-    if (a->dirty || first) {
-        a->dirty = 0; /* the first period may be partial: skip it */
-        return;
-    }
+    a->dirty = 0;
+    a->partial = 0;
     trip__bobs o = {NAN, 0, {NAN, NAN, NAN}, 0};
     if (lw->calls > 0) {
         o.rate = (double)(lw->failures + lw->timeouts) / (double)lw->calls;
@@ -441,7 +563,7 @@ trip_learn_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
             o.logq[i] = logq[i];
         o.lat_samples = (double)lw->hist_total;
     }
-    trip__baseline_observe(&a->base, &o, wall_ns);
+    trip_learn_queue_(a, cfg, troubled, skip ? NULL : &o, wall_ns);
 }
 
 static void
@@ -521,14 +643,23 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
         trip__kofm_reset(&a->rate_hist);
         trip__kofm_reset(&a->lat_hist);
         trip__kofm_reset(&a->pct_hist);
+        trip__kofm_reset(&a->trouble);
+        a->seq = 0;
+        a->pending_n = 0; /* the incident's minutes: never learned */
         a->periods_n = 0;
-        a->dirty = 1;
+        a->partial = 1;
     } else {
         rule = trip_fixed_adaptive_(a, cfg, shortw, short_q, &r);
         if (judge) {
             trip_aggregate_(a, cfg, longw, &f);
             trip_reason ra = {0};
             int arule = trip_anomaly_(a, cfg, shortw, longw, &f, &ra);
+            trip_reason rs = {0};
+            int srule = trip_sequential_(a, cfg, wall_ns, longw, &f, &rs);
+            if (arule == TRIP_RULE_NONE && srule != TRIP_RULE_NONE) {
+                arule = srule;
+                ra = rs;
+            }
             if (rule == TRIP_RULE_NONE && arule != TRIP_RULE_NONE) {
                 rule = arule;
                 r = ra; /* a fixed rule's reason stays its own */
@@ -552,6 +683,10 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
                 (f.ra.anomalous && f.ra_elevated >= (int)cfg->anomaly_k);
         }
         a->dirty |= rule != TRIP_RULE_NONE || trip_fixed_rate_hit_(cfg, shortw);
+    }
+    if (rule != TRIP_RULE_NONE) {
+        a->pending_n = 0; /* what led up to the trip */
+        a->partial = 1;
     }
     if (judge)
         trip_learn_(a, cfg, wall_ns, idx, longw, f.logq);
@@ -609,16 +744,20 @@ trip__adaptive_warm_start(trip__adaptive *a, const trip_config *cfg,
     double minute_share = long_ns > 0 ? 60.0 * TRIP_NS_PER_S_ / long_ns : 1;
     for (size_t i = 0; i < n; i++) {
         const trip_rollup_row *r = &rows[i];
-        /* a minute with refused calls was not a closed, healthy minute */
-        if (r->calls <= 0 || r->rejected > 0 || r->limited > 0)
+        /* a minute with refused calls was not a closed, healthy minute,
+         * nor were those that led up to it (as live: a trip empties the
+         * learning queue) */
+        if (r->rejected > 0 || r->limited > 0) {
+            a->pending_n = 0;
+            continue;
+        }
+        if (r->calls <= 0)
             continue;
         int64_t fails = r->failures + r->timeouts;
         trip__rate_verdict v;
         trip__judge_rate(
             cfg, trip__baseline_cell(&a->base, r->minute_ns + 1, TRIP_BM_RATE),
             r->calls, fails, minute_share, &v);
-        if (v.anomalous)
-            continue;
         trip__bobs o = {(double)fails / (double)r->calls,
                         (double)r->calls,
                         {NAN, NAN, NAN},
@@ -632,8 +771,8 @@ trip__adaptive_warm_start(trip__adaptive *a, const trip_config *cfg,
                 trip_supported_(q, n_) ? trip_log_(trip_rollup_q_(r, q)) : NAN;
             o.lat_samples = (double)r->calls;
         }
-        trip__baseline_observe(&a->base, &o,
-                               r->minute_ns + 60 * TRIP_NS_PER_S_);
+        trip_learn_queue_(a, cfg, v.anomalous, &o,
+                          r->minute_ns + 60 * TRIP_NS_PER_S_);
     }
     return TRIP_OK;
 }

@@ -200,6 +200,23 @@ void trip__judge_rate(const trip_config *cfg, const trip__bcell *c,
                       int64_t calls, int64_t failures, double span_share,
                       trip__rate_verdict *v);
 
+/*
+ * Sequential evidence against a baseline rate p0, for periods with few
+ * expected failures (n p0 < TRIP_SEQ_MAX_EXPECTED_), where one period's
+ * tail cannot reach binomial_p but a run of periods can: the binomial log
+ * likelihood ratio of the period's failures under p1 = 2 x
+ * anomaly_rate_effect x p0 against p0, divided by the overdispersion
+ * (binomial_overdispersion, or that of the learned between-period
+ * variance ex when larger: a quasi-likelihood). NaN above that volume or
+ * without a usable p0; 0 for a period without calls.
+ */
+#define TRIP_SEQ_MAX_EXPECTED_ 3.0
+double trip__rate_llr(const trip_config *cfg, double p0, double ex,
+                      int64_t calls, int64_t failures);
+
+/* Between-period variance of a cell's rate beyond binomial noise. */
+double trip__rate_excess_var(const trip__bcell *c);
+
 /* The verdict on one window's log latency quantile. */
 typedef struct trip__lat_verdict {
     double logq; /* observed log quantile (log seconds) */

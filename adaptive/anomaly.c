@@ -52,8 +52,8 @@ trip__quantile_cq(double q)
  * mean excess of windows with enough expected failures to measure it, else
  * the learned variance minus mean(p(1-p)/calls) of its observations (which
  * windows of very different volume make unreliable: see baseline.c). */
-static double
-trip_rate_excess_var_(const trip__bcell *c)
+double
+trip__rate_excess_var(const trip__bcell *c)
 {
     const trip__ewstat *x = &c->m[TRIP_BM_RATE_EX];
     if (x->n >= 2)
@@ -86,6 +86,36 @@ trip_rate_tail_(int64_t failures, int64_t calls, double p0, double phi,
     return isnan(m) || m > t ? m : t;
 }
 
+double
+trip__rate_llr(const trip_config *cfg, double p0, double ex, int64_t calls,
+               int64_t failures)
+{
+    if (calls < 0 || failures < 0 || failures > calls)
+        return NAN;
+    if (p0 < cfg->anomaly_rate_floor)
+        p0 = cfg->anomaly_rate_floor;
+    double p1 = 2.0 * cfg->anomaly_rate_effect * p0;
+    double n = (double)calls, f = (double)failures;
+    if (!(p0 > 0 && p0 < 1) || !(n * p0 < TRIP_SEQ_MAX_EXPECTED_))
+        return NAN;
+    if (p1 > 0.999)
+        p1 = 0.999;
+    if (!(p1 > p0))
+        return NAN;
+    if (calls == 0)
+        return 0.0;
+    /* a period's count varies by n p0 (1 - p0) + n^2 ex: its inflation
+     * over the binomial's, when the learned clustering says more than the
+     * configured slack */
+    double phi = cfg->binomial_overdispersion;
+    double infl = 1.0 + n * (ex > 0 ? ex : 0) / (p0 * (1 - p0));
+    if (infl > phi)
+        phi = infl;
+    if (!(phi >= 1))
+        phi = 1;
+    return (f * log(p1 / p0) + (n - f) * (log1p(-p1) - log1p(-p0))) / phi;
+}
+
 void
 trip__judge_rate(const trip_config *cfg, const trip__bcell *c, int64_t calls,
                  int64_t failures, double span_share, trip__rate_verdict *v)
@@ -103,7 +133,7 @@ trip__judge_rate(const trip_config *cfg, const trip__bcell *c, int64_t calls,
         p0 = 1;
     double phi = cfg->binomial_overdispersion;
     double n = (double)calls;
-    double ex = trip_rate_excess_var_(c);
+    double ex = trip__rate_excess_var(c);
     v->p0 = p0;
     v->sd = sqrt(ex + phi * p0 * (1 - p0) / n);
     v->z = trip__zscore(v->rate, p0, v->sd, cfg->anomaly_sigma_floor);

@@ -276,6 +276,30 @@ test_adaptive_behaviour_night_outage(void **state)
     expect_caught(INC_OUTAGE, 3, "night outage", 2);
 }
 
+/* A brownout at low volume: 30 calls a minute at a 0.5% failure rate, 5x
+ * from Wednesday 14:00. A minute then expects 0.75 failures against 0.15:
+ * no minute alone reaches binomial_p, so the minutes' k-of-m memory never
+ * fills, but the evidence adds up over minutes (the sequential test of
+ * docs/algorithms.md) and trips well within the hour. */
+static void
+test_adaptive_behaviour_low_volume_brownout(void **state)
+{
+    (void)state;
+    run r;
+    traffic tr = default_traffic();
+    tr.base_fail = 0.005;
+    tr.busy_rps = 0.5;
+    tr.incident = INC_BROWNOUT;
+    tr.onset_ns = T0_ + 2 * DAY_ + 14 * HOUR_;
+    run_start(&r, NULL, &tr);
+    simulate(&r, T0_, tr.onset_ns + 60 * 60 * TEST_S_, 1);
+    report("low-volume brownout 5x", &r);
+    assert_int_equal(r.trips, 1);
+    assert_int_equal(r.first_rule, TRIP_RULE_BINOMIAL_TAIL);
+    assert_true(r.first_trip_ns - tr.onset_ns <= 45 * 60 * TEST_S_);
+    run_end(&r);
+}
+
 /* ---- false trips per week with the defaults --------------------------- */
 
 /* Healthy traffic profiles for the false-trip measurement (docs/
@@ -415,6 +439,7 @@ main(void)
         cmocka_unit_test(test_adaptive_behaviour_brownout),
         cmocka_unit_test(test_adaptive_behaviour_latency_doubling),
         cmocka_unit_test(test_adaptive_behaviour_night_outage),
+        cmocka_unit_test(test_adaptive_behaviour_low_volume_brownout),
         cmocka_unit_test(test_adaptive_behaviour_default_false_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
