@@ -75,6 +75,11 @@ trip_detect_check_data_(const trip_detect_opts *o, const int64_t *t,
                               "detect: time %zu (%lld) is "
                               "negative",
                               i, (long long)t[i]);
+        if (t[i] > TRIP__TIME_MAX_NS)
+            return trip__fail(TRIP_EINVAL,
+                              "detect: time %zu (%lld) is past 2^62 ns "
+                              "(the year 2116)",
+                              i, (long long)t[i]);
         if (i > 0 && t[i] < t[i - 1])
             return trip__fail(TRIP_EINVAL,
                               "detect: time %zu (%lld) is "

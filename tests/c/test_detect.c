@@ -135,6 +135,12 @@ test_detect_rejects_bad_input(void **state)
     assert_int_equal(trip_detect(&o, t, v, 3, NULL, NULL, NULL, NULL),
                      TRIP_EINVAL);
     assert_non_null(strstr(trip_errmsg(), "time 2"));
+    /* past 2^62 ns: the baseline's time arithmetic (t + 1) would overflow
+     * at INT64_MAX (found by fuzz_replay) */
+    t[2] = INT64_MAX;
+    assert_int_equal(trip_detect(&o, t, v, 3, NULL, NULL, NULL, NULL),
+                     TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "2^62"));
     t[2] = 3;
     v[1] = -1;
     o.log_transform = 1;
