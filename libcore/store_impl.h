@@ -26,6 +26,10 @@
  * low bits of the id: exact while a store has fewer breakers than this. */
 #define TRIP__SLOTS 1024
 
+/* Read statements kept prepared: rows and count(*) of the four tables, for
+ * one breaker or all (16), and the two name lookups. */
+#define TRIP__READS 18
+
 /* One ring slot of Vyukov's bounded queue: the record's fields and a
  * 32-bit sequence number in 32 bytes, two slots per cache line (the
  * sequence is compared as a signed difference, so it may wrap). */
@@ -63,12 +67,16 @@ struct trip_store {
     trip_store_opts opts;
     int memory; /* ":memory:": one connection for reads and writes */
 
-    /* writer connection (also the reader for :memory:) */
+    /* writer connection (also the reader for :memory: and read-only) */
     sqlite3 *db;
     pthread_mutex_t db_mu;
-    /* reader connection for files */
+    /* reader connection for files opened for writing */
     sqlite3 *rdb;
     pthread_mutex_t rdb_mu;
+    /* the read API's statements, prepared once on the reader connection
+     * (rdb, else db) and reset after each use; under that connection's
+     * mutex (store_read.c) */
+    sqlite3_stmt *reads[TRIP__READS];
 
     /* the outcome ring: producers anywhere, one consumer (the writer) */
     trip__slot *ring;
@@ -126,6 +134,13 @@ int trip__store_reconnect(trip_store *s);
 
 /* Forget every name's database id (after a reconnect). */
 void trip__store_forget_ids(trip_store *s);
+
+/* ---- store_read.c ----------------------------------------------------- */
+
+/* Finalize the read API's prepared statements: before the connections
+ * close (a connection with statements left does not close). Every
+ * reader excluded: db_mu and rdb_mu held, or the store being freed. */
+void trip__store_forget_reads(trip_store *s);
 
 /* Create or check the schema on db; TRIP_OK or an error status with the
  * message set through trip__fail. */

@@ -182,6 +182,7 @@ trip_pragmas_(trip_store *s, sqlite3 *db)
 static void
 trip_store_destroy_(trip_store *s)
 {
+    trip__store_forget_reads(s);
     sqlite3_close(s->rdb);
     sqlite3_close(s->db);
     for (size_t i = 0; i < s->n_names; i++) {
@@ -269,7 +270,11 @@ trip_store_connect_all_(trip_store *s)
         if (pause_ms < 64)
             pause_ms *= 2;
     }
-    if (rc == TRIP_OK && !s->memory) {
+    /* A second connection lets reads go on while the writer thread holds
+     * the first; a read-only store has no writer, so its one connection
+     * serves the reads (opening a file costs a schema parse, its locks
+     * and its shared memory). */
+    if (rc == TRIP_OK && !s->memory && !ro) {
         rc = trip_connect_(s, 1, &s->rdb);
         if (rc == TRIP_OK)
             sqlite3_busy_timeout(s->rdb, (int)s->opts.busy_timeout_ms);
@@ -281,6 +286,7 @@ int
 trip__store_reconnect(trip_store *s)
 {
     pthread_mutex_lock(&s->rdb_mu);
+    trip__store_forget_reads(s);
     sqlite3_close(s->rdb);
     sqlite3_close(s->db);
     s->rdb = s->db = NULL;
