@@ -129,7 +129,17 @@ trip_cell_observe_(trip__baseline *b, trip__bcell *c, const trip__bobs *o,
             double e = d * d - r->mean * (1 - r->mean) / o->calls;
             trip__ewstat_add(&c->m[TRIP_BM_RATE_EX], e, t, b->half_life_ns);
         }
-        trip_stat_observe_(b, &c->m[TRIP_BM_RATE], o->rate, 0.01, t);
+        /* clipped no closer than what a period of this many calls can
+         * show by chance: 4 binomial sd plus one failure, in counts. At a
+         * few calls a minute one failure is a rate of 0.3 or more, and a
+         * floor of 0.01 (or a cell sd learned from minutes that were
+         * mostly 0) clipped every such minute to a few percent, so the
+         * cell learned a fraction of the true rate and never got out (2
+         * calls a minute at 2.5% learned 0.2%) */
+        double p = r->mean > 0.001 ? (r->mean < 0.5 ? r->mean : 0.5) : 0.001;
+        double samp = sqrt(p * (1 - p) / o->calls) + 0.25 / o->calls;
+        trip_stat_observe_(b, &c->m[TRIP_BM_RATE], o->rate,
+                           samp > 0.01 ? samp : 0.01, t);
         trip__ewstat_add(&c->m[TRIP_BM_INVN_RATE], 1.0 / o->calls, t,
                          b->half_life_ns);
     }

@@ -289,6 +289,46 @@ test_replay_windows_count_the_events(void **state)
     free(ev);
 }
 
+/* At 2 calls a minute a failure is a minute's rate of 0.5: the baseline
+ * must learn the true rate (2.5%), not a clipped fraction of it. Clipping
+ * at the cell's own sd (0 while its first minutes had no failure) with a
+ * floor of 0.01 learned 0.2%, against which the sequential test tripped
+ * 139 times in 8 weeks of flat traffic (bench_replay's judging case). */
+static void
+test_replay_low_volume_baseline_unbiased(void **state)
+{
+    (void)state;
+    enum { DAYS = 14 };
+    size_t n = (size_t)DAYS * 24 * 60 * 2;
+    trip_event *ev = calloc(n, sizeof *ev);
+    assert_non_null(ev);
+    int64_t t0 = 1704067200LL * TEST_S_;
+    for (size_t i = 0; i < n; i++) {
+        ev[i].wall_ns = t0 + (int64_t)i * 30 * TEST_S_ +
+                        (int64_t)(uniform() * 15e9);
+        ev[i].outcome = uniform() < 0.025 ? TRIP_FAILURE : TRIP_SUCCESS;
+        ev[i].latency_s = 0.02;
+    }
+    trip_config c;
+    trip_config_init(&c);
+    c.seasonality = TRIP_SEASON_HOUR_OF_WEEK;
+    c.baseline_min_samples = 5;
+    trip_replay_result *r = NULL;
+    assert_int_equal(trip_replay(&c, ev, n, &r), TRIP_OK);
+    const trip_eval *last = NULL;
+    for (size_t i = 0; i < r->n_evals; i++)
+        if (r->evals[i].judged)
+            last = &r->evals[i];
+    assert_non_null(last);
+    print_message("2 calls a minute at 2.5%%: learned %.4f, trips %llu\n",
+                  last->baseline_rate, (unsigned long long)r->final.trips);
+    assert_true(last->baseline_rate > 0.015 && last->baseline_rate < 0.035);
+    for (size_t i = 0; i < r->n_transitions; i++)
+        assert_int_not_equal(r->transitions[i].to, TRIP_OPEN);
+    trip_replay_result_free(r);
+    free(ev);
+}
+
 static void
 test_replay_bad_input(void **state)
 {
@@ -329,6 +369,7 @@ main(void)
         cmocka_unit_test(test_replay_equals_live_count_window_ramp),
         cmocka_unit_test(test_replay_gap_leaves_no_stale_latencies),
         cmocka_unit_test(test_replay_windows_count_the_events),
+        cmocka_unit_test(test_replay_low_volume_baseline_unbiased),
         cmocka_unit_test(test_replay_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
