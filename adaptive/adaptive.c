@@ -15,14 +15,28 @@
 #define TRIP_Z95_ 1.6448536269514722
 #define TRIP_Z99_ 2.3263478740408408
 
+/* anomaly_fast: a judged period is kept in TRIP_PARTS_ parts (10 s of a
+ * minute), and of the two periods' parts the TRIP_PARTS_TRIM_ that most
+ * exceed the baseline are left out of the confirmation (40 s: every part
+ * a burst of up to 30 s can touch). */
+#define TRIP_PARTS_ 6
+#define TRIP_PARTS_TRIM_ 4
+
+/* One part of a period: calls and failures (failures + timeouts), latency
+ * samples and those above the baseline's p95 and p99. */
+typedef struct trip_part_ {
+    int64_t calls, fails;
+    uint64_t n, over[2];
+} trip_part_;
+
 struct trip__adaptive {
     trip__baseline base;
     trip__ewratio ew_rate; /* failures / calls */
     trip__ewratio ew_lat;  /* latency seconds / calls */
     trip__kofm rate_hist, lat_hist, pct_hist;
     int64_t obs_index; /* wall_ns / observation period last seen */
-    int dirty;   /* the current observation period saw trouble */
-    int partial; /* ... or was not closed throughout: never learned */
+    int dirty;         /* the current observation period saw trouble */
+    int partial;       /* ... or was not closed throughout: never learned */
     double cq[3];      /* trip__quantile_cq of p95, p99, cfg q */
     trip_eval judged;  /* the scores of the last judgement */
     /* calls and failures of the last judged periods (closed only), a ring
@@ -39,6 +53,17 @@ struct trip__adaptive {
     trip__bobs pending[64];
     int64_t pending_wall[64];
     uint32_t pending_n;
+    /* anomaly_fast: the parts of the period being filled ([0]) and of the
+     * one judged before it ([1]); full: the period was closed and judged
+     * throughout (one period after the judgement before it) */
+    trip_part_ part[2][TRIP_PARTS_];
+    int part_full[2];
+    int part_ok;      /* closed since the period began */
+    int part_s;       /* the part being filled */
+    int64_t part_end; /* wall time at which part_s ends (0: unknown) */
+    /* the period histogram's samples and exceedances at the last part's
+     * end (the histogram restarts at each judgement) */
+    uint64_t part_snap[3];
 };
 
 #define TRIP_LEARN_HOLD_ 16
@@ -107,6 +132,8 @@ trip__adaptive_reconfigure(trip__adaptive *a, const trip_config *cfg)
     trip__kofm_reset(&a->lat_hist);
     trip__kofm_reset(&a->pct_hist);
     a->periods_n = 0;
+    a->part_ok = 0;
+    a->part_full[1] = 0;
 }
 
 /* Log-scale slope d log Q / dz of the tail, from the baseline's p95 and p99
@@ -440,8 +467,8 @@ trip_sequential_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
     double p0 = NAN, ex = 0, llr = NAN;
     if (cfg->adaptive && cfg->binomial_p > 0 &&
         trip_seq_baseline_(a, wall_ns, f->rate_cell, &p0, &ex))
-        llr = trip__rate_llr(cfg, p0, ex, lw->calls,
-                             lw->failures + lw->timeouts);
+        llr =
+            trip__rate_llr(cfg, p0, ex, lw->calls, lw->failures + lw->timeouts);
     if (isnan(llr)) {
         a->seq = 0;
         return TRIP_RULE_NONE;
@@ -464,10 +491,191 @@ trip_sequential_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
     return r->rule;
 }
 
+/* The period index of wall_ns (floor division: times may be negative). */
+static int64_t
+trip_period_index_(int64_t wall_ns, int64_t period)
+{
+    int64_t q = wall_ns / period;
+    return q - (wall_ns % period < 0);
+}
+
+/* Samples of w's histogram above the baseline's p95 and p99 for wall_ns;
+ * 0 when either is not known. */
+static int
+trip_part_over_(const trip__adaptive *a, int64_t wall_ns, const trip__window *w,
+                uint64_t over[2])
+{
+    static const int metric[2] = {TRIP_BM_LOGP95, TRIP_BM_LOGP99};
+    uint32_t end = w->hist_end > 0 && w->hist_end < TRIP_HIST_BINS
+                       ? w->hist_end
+                       : TRIP_HIST_BINS;
+    if (w->hist == NULL)
+        return 0;
+    for (int i = 0; i < 2; i++) {
+        const trip__bcell *c =
+            trip__baseline_cell(&a->base, wall_ns, metric[i]);
+        if (c == NULL)
+            return 0;
+        double q = exp(c->m[metric[i]].mean);
+        if (!(q > 0 && q < 4e3))
+            return 0;
+        uint64_t o = 0;
+        for (uint32_t j = trip__hist_bin((int64_t)(q * 1e9)) + 1; j < end; j++)
+            o += w->hist[j];
+        over[i] = o;
+    }
+    return 1;
+}
+
+/* Count this roll's bucket into the part of the period it ends in, and
+ * close the part when the next roll falls in another (or this one is the
+ * period's judgement): its latencies are the period histogram's growth
+ * since the last part's end, so the bucket that crosses into a new part
+ * still counts to the old one, calls and latencies alike. */
+static void
+trip_parts_roll_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
+                 int64_t period, const trip__window *bucket,
+                 const trip__window *lw, int judge, int closed)
+{
+    if (!closed || !cfg->adaptive || !cfg->anomaly_fast) {
+        a->part_ok = 0;
+        a->part_full[1] = 0;
+        return;
+    }
+    trip_part_ *cur = &a->part[0][a->part_s];
+    cur->calls += bucket->calls;
+    cur->fails += bucket->failures + bucket->timeouts;
+    int s = TRIP_PARTS_;
+    if (!judge) {
+        if (wall_ns < a->part_end &&
+            wall_ns >= a->part_end - period / TRIP_PARTS_)
+            return; /* most rolls: still in the part */
+        int64_t p = trip_period_index_(wall_ns, period);
+        double at = (double)(wall_ns - p * period) / (double)period;
+        s = (int)(at * TRIP_PARTS_);
+        s = s < 0 ? 0 : (s >= TRIP_PARTS_ ? TRIP_PARTS_ - 1 : s);
+        /* the part's end: the first wall time that maps to the next */
+        a->part_end = p * period + (int64_t)ceil((double)(s + 1) *
+                                                 (double)period / TRIP_PARTS_);
+        if (s == a->part_s)
+            return;
+    }
+    uint64_t over[2], *snap = a->part_snap;
+    if (lw->hist_total < snap[0]) /* the histogram restarted (a gap) */
+        snap[0] = snap[1] = snap[2] = 0;
+    if (trip_part_over_(a, wall_ns, lw, over)) {
+        cur->n = lw->hist_total - snap[0];
+        for (int i = 0; i < 2; i++)
+            cur->over[i] = over[i] > snap[1 + i] ? over[i] - snap[1 + i] : 0;
+        snap[1] = over[0];
+        snap[2] = over[1];
+    } else {
+        cur->n = cur->over[0] = cur->over[1] = 0;
+        snap[1] = snap[2] = UINT64_MAX; /* unknown: no growth counted */
+    }
+    snap[0] = lw->hist_total;
+    if (s < TRIP_PARTS_)
+        a->part_s = s;
+}
+
+/* After a judgement: its period becomes the one before, and a new one
+ * begins (the period histogram restarts with it). */
+static void
+trip_parts_next_(trip__adaptive *a, int full)
+{
+    memcpy(a->part[1], a->part[0], sizeof a->part[0]);
+    memset(a->part[0], 0, sizeof a->part[0]);
+    a->part_full[1] = full;
+    a->part_ok = 1;
+    a->part_s = 0;
+    a->part_end = 0;
+    memset(a->part_snap, 0, sizeof a->part_snap);
+}
+
+/* Sum x[] and n[] over the last two periods' parts except the
+ * TRIP_PARTS_TRIM_ whose x exceeds share q of n the most. */
+static void
+trip_parts_trimmed_(const double *x, const double *n, double q, double *sx,
+                    double *sn)
+{
+    int used[2 * TRIP_PARTS_] = {0};
+    for (int t = 0; t < TRIP_PARTS_TRIM_; t++) {
+        int worst = -1;
+        for (int i = 0; i < 2 * TRIP_PARTS_; i++)
+            if (!used[i] &&
+                (worst < 0 || x[i] - q * n[i] > x[worst] - q * n[worst]))
+                worst = i;
+        used[worst] = 1;
+    }
+    *sx = *sn = 0;
+    for (int i = 0; i < 2 * TRIP_PARTS_; i++)
+        if (!used[i]) {
+            *sx += x[i];
+            *sn += n[i];
+        }
+}
+
+/* anomaly_fast: at the second anomalous judgement in a row of a family
+ * (rate_two, lat_two), trip if the shift held through both periods: with
+ * the parts that exceed the baseline most left out (a burst, however
+ * strong, that straddles the periods' boundary), the rest of the two
+ * periods is still anomalous by the same tests. */
+static int
+trip_fast_(const trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
+           const trip_found_ *f, int rate_two, int lat_two, trip_reason *r)
+{
+    double x[2 * TRIP_PARTS_], n[2 * TRIP_PARTS_], sx, sn;
+    if (!a->part_full[0] || !a->part_full[1])
+        return TRIP_RULE_NONE;
+    if (rate_two && f->rate_cell != NULL) {
+        double mu = f->rate_cell->m[TRIP_BM_RATE].mean;
+        double p0 = mu > cfg->anomaly_rate_floor ? mu : cfg->anomaly_rate_floor;
+        for (int i = 0; i < 2 * TRIP_PARTS_; i++) {
+            x[i] = (double)a->part[i / TRIP_PARTS_][i % TRIP_PARTS_].fails;
+            n[i] = (double)a->part[i / TRIP_PARTS_][i % TRIP_PARTS_].calls;
+        }
+        trip_parts_trimmed_(x, n, p0, &sx, &sn);
+        trip__rate_verdict v;
+        trip__judge_rate(cfg, f->rate_cell, (int64_t)sn, (int64_t)sx, 1.0, &v);
+        if (v.anomalous)
+            return trip_rate_reason_(cfg, &v, (int64_t)sn, r);
+    }
+    if (!lat_two)
+        return TRIP_RULE_NONE;
+    static const double share[2] = {0.05, 0.01};
+    static const int metric[2] = {TRIP_BM_LOGP95, TRIP_BM_LOGP99};
+    for (int k = 0; k < 2; k++) {
+        const trip__bcell *c =
+            trip__baseline_cell(&a->base, wall_ns, metric[k]);
+        if (c == NULL)
+            continue;
+        for (int i = 0; i < 2 * TRIP_PARTS_; i++) {
+            x[i] = (double)a->part[i / TRIP_PARTS_][i % TRIP_PARTS_].over[k];
+            n[i] = (double)a->part[i / TRIP_PARTS_][i % TRIP_PARTS_].n;
+        }
+        trip_parts_trimmed_(x, n, share[k], &sx, &sn);
+        if (!(sn > 0) || !(sx >= 2 * share[k] * sn))
+            continue;
+        double tail = trip__binomial_tail((int64_t)sx, (int64_t)sn, share[k],
+                                          cfg->binomial_overdispersion);
+        double z = tail < 1 ? gsl_cdf_ugaussian_Qinv(tail) : 0;
+        if (isnan(z))
+            z = tail <= 0 ? INFINITY : NAN;
+        if (z >= cfg->anomaly_z) {
+            *r = (trip_reason){
+                TRIP_RULE_ANOMALY_LATENCY, z,           cfg->anomaly_z,
+                exp(c->m[metric[k]].mean), (int64_t)sn, 0};
+            return r->rule;
+        }
+    }
+    return TRIP_RULE_NONE;
+}
+
 /* The anomaly rules with their k-of-m memory; returns the rule or NONE. */
 static int
-trip_anomaly_(trip__adaptive *a, const trip_config *cfg, const trip__window *sw,
-              const trip__window *lw, const trip_found_ *f, trip_reason *r)
+trip_anomaly_(trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
+              const trip__window *sw, const trip__window *lw,
+              const trip_found_ *f, trip_reason *r)
 {
     int rate_now = cfg->adaptive && (f->rs.anomalous || f->rl.anomalous);
     int lat_now = cfg->adaptive && (f->l95.anomalous || f->l99.anomalous);
@@ -497,6 +705,13 @@ trip_anomaly_(trip__adaptive *a, const trip_config *cfg, const trip__window *sw,
             (int64_t)lw->hist_total,   0};
         return r->rule;
     }
+    /* the second anomalous judgement in a row (bit 1: the one before) */
+    int rate_two =
+        rate_now && a->rate_hist.seen >= 2 && (a->rate_hist.bits & 2);
+    int lat_two = lat_now && a->lat_hist.seen >= 2 && (a->lat_hist.bits & 2);
+    if (cfg->adaptive && cfg->anomaly_fast && cfg->anomaly_k > 2 &&
+        (rate_two || lat_two))
+        return trip_fast_(a, cfg, wall_ns, f, rate_two, lat_two, r);
     return TRIP_RULE_NONE;
 }
 
@@ -595,14 +810,6 @@ trip_fixed_rate_hit_(const trip_config *cfg, const trip__window *sw)
                cfg->failure_rate * (double)sw->calls;
 }
 
-/* The period index of wall_ns (floor division: times may be negative). */
-static int64_t
-trip_period_index_(int64_t wall_ns, int64_t period)
-{
-    int64_t q = wall_ns / period;
-    return q - (wall_ns % period < 0);
-}
-
 int
 trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
                         int64_t wall_ns, const trip__window *bucket,
@@ -630,10 +837,14 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
                                            &cfg->latency_quantile, 1, &short_q);
         else
             trip__hist_quantiles_from_s(shortw->hist, shortw->hist_total,
-                                        shortw->hist_lo,
-                                        &cfg->latency_quantile, 1, &short_q);
+                                        shortw->hist_lo, &cfg->latency_quantile,
+                                        1, &short_q);
     }
+    trip_parts_roll_(a, cfg, wall_ns, period, bucket, longw, judge, closed);
     if (judge) {
+        /* this period's parts are whole when it was closed throughout and
+         * its judgement comes one period after the one before */
+        a->part_full[0] = a->part_ok && a->obs_index == idx - 1;
         trip_score_(a, cfg, wall_ns, shortw, longw, &f);
         trip_keep_judged_(a, &f);
     }
@@ -653,7 +864,7 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
         if (judge) {
             trip_aggregate_(a, cfg, longw, &f);
             trip_reason ra = {0};
-            int arule = trip_anomaly_(a, cfg, shortw, longw, &f, &ra);
+            int arule = trip_anomaly_(a, cfg, wall_ns, shortw, longw, &f, &ra);
             trip_reason rs = {0};
             int srule = trip_sequential_(a, cfg, wall_ns, longw, &f, &rs);
             if (arule == TRIP_RULE_NONE && srule != TRIP_RULE_NONE) {
@@ -688,8 +899,11 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
         a->pending_n = 0; /* what led up to the trip */
         a->partial = 1;
     }
-    if (judge)
+    if (judge) {
+        trip_parts_next_(a,
+                         a->part_full[0] && closed && rule == TRIP_RULE_NONE);
         trip_learn_(a, cfg, wall_ns, idx, longw, f.logq);
+    }
     if (rule != TRIP_RULE_NONE && reason != NULL)
         *reason = r;
     return rule;

@@ -473,6 +473,7 @@ trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now, int64_t wall_end,
     lw.hist = b->period_hist;
     lw.hist_total = b->period_hist_total;
     lw.hist_lo = b->period_lo < TRIP_HIST_BINS ? b->period_lo : 0;
+    lw.hist_end = b->period_lo <= b->period_hi ? b->period_hi + 1 : 0;
     trip_eval_init_(&ev);
     ev.wall_ns = wall_end;
     ev.long_calls = lw.calls;

@@ -45,6 +45,7 @@ trip_config_init(trip_config *c)
     c->anomaly_z = 4.0;
     c->anomaly_k = 3;
     c->anomaly_m = 4;
+    c->anomaly_fast = 1;
     c->anomaly_rate_effect = 2.0;
     c->anomaly_latency_effect = 1.5;
     c->anomaly_rate_floor = 0.001;
@@ -147,6 +148,7 @@ static const trip_opt_ trip_opts_[] = {
     O_(anomaly_z, T_DBL_),
     O_(anomaly_k, T_U32_),
     O_(anomaly_m, T_U32_),
+    O_(anomaly_fast, T_INT_),
     O_(anomaly_rate_effect, T_DBL_),
     O_(anomaly_latency_effect, T_DBL_),
     O_(anomaly_rate_floor, T_DBL_),

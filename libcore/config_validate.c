@@ -131,6 +131,9 @@ trip_validate_adaptive_(const trip_config *c, trip_vctx_ *v)
     CHECK_(trip_vrange_(v, "binomial_overdispersion",
                         c->binomial_overdispersion, 1, 1000,
                         "must be in [1, 1000]"));
+    if (c->anomaly_fast != 0 && c->anomaly_fast != 1)
+        return trip_vfail_(v, "anomaly_fast", "must be 0 or 1",
+                           c->anomaly_fast);
     if (c->adaptive != 0 && c->adaptive != 1)
         return trip_vfail_(v, "adaptive", "must be 0 or 1", c->adaptive);
     return TRIP_OK;

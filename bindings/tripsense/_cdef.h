@@ -92,6 +92,7 @@ typedef struct trip_config {
     double anomaly_z;
     uint32_t anomaly_k;
     uint32_t anomaly_m;
+    int anomaly_fast;
     double anomaly_rate_effect;
     double anomaly_latency_effect;
     double anomaly_rate_floor;
