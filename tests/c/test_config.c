@@ -52,6 +52,7 @@ test_config_validation_names_the_field(void **state)
         {"half_open_successes", 0},
         {"ramp_start_fraction", 0},
         {"adaptive", 2},
+        {"anomaly_fast", 2},
         {"long_window_buckets", 1},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -37,6 +37,7 @@ def test_durations_round_trip_in_seconds():
     ({"open_s": float("inf")}, "open_s"),
     ({"bucket_s": 1.8e299}, "bucket_s: .* out of range"),
     ({"anomaly_k": 9, "anomaly_m": 5}, "anomaly"),
+    ({"anomaly_fast": 2}, "anomaly_fast must be 0 or 1"),
 ])
 def test_invalid_options_name_the_option(kw, pattern):
     with pytest.raises(tripsense.InvalidConfigError, match=pattern):
