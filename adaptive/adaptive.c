@@ -436,14 +436,13 @@ trip_seq_baseline_(const trip__adaptive *a, int64_t wall_ns,
     const trip__baseline *b = &a->base;
     const trip__bcell *hod = &b->hod[trip__hour_of_day(wall_ns - 1)];
     const trip__bcell *cells[3] = {judged, hod, &b->global};
-    int64_t need = b->min_samples > 0 ? (int64_t)b->min_samples : 1;
-    if (judged == NULL || hod->m[TRIP_BM_RATE].n < need)
+    if (judged == NULL || !trip__baseline_ready(b, &hod->m[TRIP_BM_RATE]))
         return 0;
     *p0 = 0;
     *ex = 0;
     for (int i = 0; i < 3; i++) {
         const trip__ewstat *r = &cells[i]->m[TRIP_BM_RATE];
-        if (r->n < need)
+        if (!trip__baseline_ready(b, r))
             continue;
         double x = trip__rate_excess_var(cells[i]);
         *p0 = r->mean > *p0 ? r->mean : *p0;

@@ -141,6 +141,8 @@ const trip__ewstat *trip__baseline_lookup(const trip__baseline *b,
 /* Same cell's sibling metric (same bucket as trip__baseline_lookup). */
 const trip__bcell *trip__baseline_cell(const trip__baseline *b, int64_t wall_ns,
                                        int metric);
+/* Whether a cell's metric has the baseline_min_samples it needs. */
+int trip__baseline_ready(const trip__baseline *b, const trip__ewstat *s);
 /* Re-run the AUTO seasonality test (cheap: O(168)). */
 void trip__baseline_auto(trip__baseline *b);
 

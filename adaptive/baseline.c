@@ -191,8 +191,8 @@ trip__baseline_observe_value(trip__baseline *b, int metric, double x,
     trip_auto_tick_(b, t);
 }
 
-static int
-trip_ready_(const trip__baseline *b, const trip__ewstat *s)
+int
+trip__baseline_ready(const trip__baseline *b, const trip__ewstat *s)
 {
     int64_t need = b->min_samples > 0 ? (int64_t)b->min_samples : 1;
     return s->n >= need;
@@ -207,9 +207,9 @@ trip__baseline_cell(const trip__baseline *b, int64_t wall_ns, int metric)
         c = &b->how[trip__hour_of_week(t)];
     else if (b->mode == TRIP_SEASON_HOUR_OF_DAY)
         c = &b->hod[trip__hour_of_day(t)];
-    if (c != NULL && trip_ready_(b, &c->m[metric]))
+    if (c != NULL && trip__baseline_ready(b, &c->m[metric]))
         return c;
-    if (trip_ready_(b, &b->global.m[metric]))
+    if (trip__baseline_ready(b, &b->global.m[metric]))
         return &b->global;
     return NULL;
 }
@@ -233,7 +233,7 @@ trip_auto_eta2_(const trip__baseline *b, int metric)
     int k = 0;
     for (int i = 0; i < TRIP_HOW_; i++) {
         const trip__ewstat *s = &b->how[i].m[metric];
-        if (!trip_ready_(b, s) || s->n < 2)
+        if (!trip__baseline_ready(b, s) || s->n < 2)
             continue;
         double ne = trip__ewstat_neff(s);
         sw += ne;
@@ -247,7 +247,7 @@ trip_auto_eta2_(const trip__baseline *b, int metric)
     double grand = swm / sw, ssb = 0;
     for (int i = 0; i < TRIP_HOW_; i++) {
         const trip__ewstat *s = &b->how[i].m[metric];
-        if (trip_ready_(b, s) && s->n >= 2)
+        if (trip__baseline_ready(b, s) && s->n >= 2)
             ssb += trip__ewstat_neff(s) * (s->mean - grand) * (s->mean - grand);
     }
     if (!(ssb + ssw > 0))
