@@ -25,12 +25,12 @@ typedef struct trip__window {
     double latency_sum_s;
     const uint64_t *hist;
     uint64_t hist_total;
-    uint32_t hist_lo; /* no nonzero bin below it (0 when unknown) */
+    uint32_t hist_lo;  /* no nonzero bin below it (0 when unknown) */
     uint32_t hist_end; /* nor from it on (0 when unknown: TRIP_HIST_BINS) */
     /* hist summed by bin group (TRIP_HIST_GROUPS), or NULL: quantiles
      * then skip groups instead of scanning from hist_lo */
     const uint64_t *hist_groups;
-    int64_t span_ns;  /* length of time the window covers */
+    int64_t span_ns; /* length of time the window covers */
 } trip__window;
 
 /* Opaque per-breaker adaptive state: EWMAs, baseline, k-of-m memory. */

@@ -140,8 +140,8 @@ trip_replay_run_(trip_breaker *b, trip_clock *clk, const trip_replay_cols_ *c,
             return rc;
         trip_clock_set(clk, trip_col_wall_(c, i));
         trip_ticket t;
-        int d = trip_allow_priority(
-            b, &t, trip_col_int_(c->prio, c->prio_step, i));
+        int d =
+            trip_allow_priority(b, &t, trip_col_int_(c->prio, c->prio_step, i));
         r->decisions[i] = (uint8_t)d;
         r->states[i] = (uint8_t)t.state;
         if (d == TRIP_PASS)
@@ -217,10 +217,10 @@ trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
 {
     if (out == NULL || (n > 0 && (!wall_ns || !latency_s || !outcome)))
         return trip__fail(TRIP_EINVAL, "trip_replay: NULL argument");
-    trip_replay_cols_ c = {(const char *)wall_ns,   (const char *)latency_s,
-                           (const char *)outcome,   (const char *)priority,
-                           sizeof *wall_ns,         sizeof *latency_s,
-                           sizeof *outcome,         sizeof *priority};
+    trip_replay_cols_ c = {(const char *)wall_ns, (const char *)latency_s,
+                           (const char *)outcome, (const char *)priority,
+                           sizeof *wall_ns,       sizeof *latency_s,
+                           sizeof *outcome,       sizeof *priority};
     return trip_replay_cols_run_(cfg, &c, n, out);
 }
 

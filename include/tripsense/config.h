@@ -80,11 +80,11 @@ typedef struct trip_config {
     uint32_t anomaly_m;            /* ... of m; 4 */
     int anomaly_fast; /* 1: trip at the 2nd anomalous judgement in a row when
                          the shift held through both periods; 1 */
-    double anomaly_rate_effect;    /* and rate >= this x baseline; 2.0 */
-    double anomaly_latency_effect; /* and quantile >= this x baseline; 1.5 */
-    double anomaly_rate_floor;     /* floor on the baseline rate; 0.001 */
-    double anomaly_sigma_floor;    /* floor on a baseline sigma; 0.001 */
-    double binomial_p;             /* low-volume tail probability; 1e-3 */
+    double anomaly_rate_effect;     /* and rate >= this x baseline; 2.0 */
+    double anomaly_latency_effect;  /* and quantile >= this x baseline; 1.5 */
+    double anomaly_rate_floor;      /* floor on the baseline rate; 0.001 */
+    double anomaly_sigma_floor;     /* floor on a baseline sigma; 0.001 */
+    double binomial_p;              /* low-volume tail probability; 1e-3 */
     double binomial_overdispersion; /* variance inflation (>= 1); 2.0 */
     int adaptive;                   /* 1: anomaly + percentile rules on; 1 */
 
