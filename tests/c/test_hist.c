@@ -163,8 +163,8 @@ test_hist_grouped_equals_scan(void **state)
         uint32_t base = (uint32_t)((round * 101) % TRIP_HIST_BINS);
         for (int i = 0; i < n; i++) {
             x = x * 6364136223846793005ull + 1442695040888963407ull;
-            uint32_t bin = (base + (uint32_t)(x >> 33) % (uint32_t)span) %
-                           TRIP_HIST_BINS;
+            uint32_t bin =
+                (base + (uint32_t)(x >> 33) % (uint32_t)span) % TRIP_HIST_BINS;
             uint64_t c = 1 + (x >> 20) % 5;
             h[bin] += c;
             g[bin / TRIP_HIST_SUB] += c;

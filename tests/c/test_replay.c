@@ -226,10 +226,10 @@ test_replay_windows_count_the_events(void **state)
     int64_t t = 1704067200LL * TEST_S_ + 123456789;
     for (size_t i = 0; i < N; i++) {
         double g = uniform();
-        t += g < 0.002   ? (int64_t)(uniform() * 200) * TEST_S_ /* long */
-             : g < 0.01  ? (int64_t)(uniform() * 12) * TEST_S_ /* short */
-             : g < 0.1   ? 0                                   /* same ns */
-                         : (int64_t)(uniform() * 0.4e9);
+        t += g < 0.002  ? (int64_t)(uniform() * 200) * TEST_S_ /* long */
+             : g < 0.01 ? (int64_t)(uniform() * 12) * TEST_S_  /* short */
+             : g < 0.1  ? 0                                    /* same ns */
+                        : (int64_t)(uniform() * 0.4e9);
         double u = uniform();
         ev[i].wall_ns = t;
         ev[i].outcome = u < 0.2    ? TRIP_FAILURE
@@ -258,8 +258,7 @@ test_replay_windows_count_the_events(void **state)
         uint64_t nh = 0;
         memset(h, 0, TRIP_HIST_BINS * sizeof *h);
         for (size_t i = 0; i < N && ev[i].wall_ns < e->wall_ns; i++) {
-            if (ev[i].wall_ns < e->wall_ns - L ||
-                ev[i].outcome == TRIP_IGNORED)
+            if (ev[i].wall_ns < e->wall_ns - L || ev[i].outcome == TRIP_IGNORED)
                 continue;
             int fail = ev[i].outcome != TRIP_SUCCESS;
             lcalls++;
@@ -304,8 +303,8 @@ test_replay_low_volume_baseline_unbiased(void **state)
     assert_non_null(ev);
     int64_t t0 = 1704067200LL * TEST_S_;
     for (size_t i = 0; i < n; i++) {
-        ev[i].wall_ns = t0 + (int64_t)i * 30 * TEST_S_ +
-                        (int64_t)(uniform() * 15e9);
+        ev[i].wall_ns =
+            t0 + (int64_t)i * 30 * TEST_S_ + (int64_t)(uniform() * 15e9);
         ev[i].outcome = uniform() < 0.025 ? TRIP_FAILURE : TRIP_SUCCESS;
         ev[i].latency_s = 0.02;
     }
