@@ -76,6 +76,11 @@ trip_breaker_init_(trip_breaker *b, const char *name, const trip_config *cfg,
         pthread_mutex_destroy(&b->mu);
         return TRIP_ENOMEM;
     }
+    if (pthread_mutex_init(&b->attach_mu, NULL) != 0) {
+        pthread_mutex_destroy(&b->mu);
+        pthread_mutex_destroy(&b->listen_mu);
+        return TRIP_ENOMEM;
+    }
     int64_t now = trip_clock_now(b->clock);
     b->cur_bucket = now / cfg->bucket_ns;
     b->closed_since_ns = now;
@@ -107,6 +112,7 @@ trip_breaker_release_(trip_breaker *b, int locks)
     if (locks) {
         pthread_mutex_destroy(&b->mu);
         pthread_mutex_destroy(&b->listen_mu);
+        pthread_mutex_destroy(&b->attach_mu);
     }
     trip__free(b);
 }

@@ -7,19 +7,22 @@
 #define TRIP_WEEK_NS_ (7LL * 86400 * 1000000000LL)
 #define TRIP_WARM_ROWS_ 4096
 
-/* Warm-start the baseline: saved baselines if any, else up to four weeks
- * of per-minute rollups. A store that cannot be read leaves it cold. */
+/* Warm-start the baseline from store s (breaker id `id`): saved baselines
+ * if any, else up to four weeks of per-minute rollups. The reads run
+ * outside mu; each batch read is applied under it. A store that cannot be
+ * read leaves the baseline cold. */
 static void
-trip_warm_start_(trip_breaker *b, trip_store *s)
+trip_warm_start_(trip_breaker *b, trip_store *s, int id)
 {
     size_t cap = trip__adaptive_export_max(), n = 0;
     int more = 0;
     trip_baseline_row *rows = trip__calloc(cap, sizeof *rows);
     if (rows != NULL &&
-        trip_store_read_baselines(s, b->store_id, rows, cap, &n, &more) ==
-            TRIP_OK &&
+        trip_store_read_baselines(s, id, rows, cap, &n, &more) == TRIP_OK &&
         n > 0) {
+        pthread_mutex_lock(&b->mu);
         trip__adaptive_import(b->adaptive, rows, n);
+        pthread_mutex_unlock(&b->mu);
         trip__free(rows);
         return;
     }
@@ -30,10 +33,12 @@ trip_warm_start_(trip_breaker *b, trip_store *s)
     int64_t to = trip_clock_wall(b->clock) + 1;
     int64_t from = to - 4 * TRIP_WEEK_NS_;
     do {
-        if (trip_store_read_rollups(s, b->store_id, from, to, rr,
-                                    TRIP_WARM_ROWS_, &n, &more) != TRIP_OK)
+        if (trip_store_read_rollups(s, id, from, to, rr, TRIP_WARM_ROWS_, &n,
+                                    &more) != TRIP_OK)
             break;
+        pthread_mutex_lock(&b->mu);
         trip__adaptive_warm_start(b->adaptive, &b->cfg, rr, n);
+        pthread_mutex_unlock(&b->mu);
         if (n > 0)
             from = rr[n - 1].minute_ns + 1;
     } while (more && n > 0);
@@ -63,10 +68,17 @@ trip_breaker_attach(trip_breaker *b, trip_store *s)
     if (b == NULL)
         return trip__fail(TRIP_EINVAL, "trip_breaker_attach: breaker is "
                                        "NULL");
+    /* mu is held for the in-memory steps only: registration and the warm
+     * start's reads wait on the database (a busy file, a large history),
+     * and a call that rolls a bucket or trips needs mu. attach_mu keeps
+     * attaches of this breaker in order. Until the end the breaker has no
+     * store, as before: its outcomes meanwhile are not written. */
+    pthread_mutex_lock(&b->attach_mu);
     pthread_mutex_lock(&b->mu);
     trip_store *old = atomic_load(&b->store);
     if (old == s) {
         pthread_mutex_unlock(&b->mu);
+        pthread_mutex_unlock(&b->attach_mu);
         return TRIP_OK;
     }
     if (old != NULL) {
@@ -77,16 +89,20 @@ trip_breaker_attach(trip_breaker *b, trip_store *s)
         atomic_store(&b->store, NULL);
         b->store_id = -1;
     }
+    trip_config cfg = b->cfg;
+    pthread_mutex_unlock(&b->mu);
     int rc = TRIP_OK;
     if (s != NULL) {
         int id = -1;
-        rc = trip__store_register(s, b->name, &b->cfg, &id);
+        rc = trip__store_register(s, b->name, &cfg, &id);
         if (rc == TRIP_OK) {
+            trip_warm_start_(b, s, id);
+            pthread_mutex_lock(&b->mu);
             b->store_id = id;
-            trip_warm_start_(b, s);
             atomic_store_explicit(&b->store, s, memory_order_release);
+            pthread_mutex_unlock(&b->mu);
         }
     }
-    pthread_mutex_unlock(&b->mu);
+    pthread_mutex_unlock(&b->attach_mu);
     return rc;
 }

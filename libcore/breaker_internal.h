@@ -194,6 +194,11 @@ struct trip_breaker {
     void (*eval_hook)(void *user, const trip_eval *ev);
     void *eval_hook_user;
 
+    /* --- attaching to a store: serialises trip_breaker_attach, whose
+     * database work runs outside mu (so a call that rolls or trips never
+     * waits on the database) --------------------------------------------- */
+    pthread_mutex_t attach_mu;
+
     /* --- listeners ---------------------------------------------------- */
     pthread_mutex_t listen_mu;
     trip__listener listeners[TRIP_MAX_LISTENERS_];

@@ -83,9 +83,13 @@ TRIP_API int trip_store_flush(trip_store *s);
  * per-minute rollups and transitions are written there, its config is
  * recorded, and its baseline is warm-started from the stored rollups and
  * saved baselines. A breaker has at most one store; a store many breakers.
+ * The database work (registration, which waits up to busy_timeout_ms for a
+ * locked file, and the warm start's reads) runs without the breaker's lock:
+ * calls, rolls and trips go on meanwhile, their outcomes not yet written.
  *
  * @return TRIP_OK, TRIP_EINVAL.
- * Thread-safety: safe from any thread.
+ * Thread-safety: safe from any thread; attaches of one breaker run one at
+ * a time.
  */
 TRIP_API int trip_breaker_attach(trip_breaker *b, trip_store *s);
 
