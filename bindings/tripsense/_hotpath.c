@@ -13,9 +13,9 @@
  * calls that do not wait: admitting and recording do no I/O and take no
  * lock on the closed path. A state change takes the breaker's mutex; no
  * holder of it ever calls into Python or waits for the GIL (listeners run
- * after it is released), so holding the GIL there cannot deadlock, though
- * it does make Python threads wait while trip_breaker_attach() holds the
- * mutex across its database work (docs/python.md). Everything that may
+ * after it is released, and trip_breaker_attach() does its database work
+ * without it), so holding the GIL there cannot deadlock nor wait on I/O
+ * (docs/python.md). Everything that may
  * wait (store open, flush, close, reads, replay, attach) stays a cffi call
  * and releases the GIL.
  *
