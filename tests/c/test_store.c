@@ -495,6 +495,24 @@ test_store_locked_file_recovers(void **state)
     unlink(path);
 }
 
+/* A store at a new file `name` with busy_timeout_ms busy_ms, and another
+ * connection (*db) holding the file's write lock. */
+static trip_store *
+open_locked(char *path, size_t size, const char *name, int64_t busy_ms,
+            sqlite3 **db)
+{
+    test_db_path(path, size, name);
+    trip_store_opts o;
+    trip_store_opts_init(&o);
+    o.busy_timeout_ms = busy_ms;
+    trip_store *s = NULL;
+    assert_int_equal(trip_store_open(path, &o, &s), TRIP_OK);
+    assert_int_equal(sqlite3_open(path, db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(*db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    return s;
+}
+
 /* Attaching while the database is locked still works: the breaker gets a
  * provisional id that the writer maps once the database answers. */
 static void
@@ -502,15 +520,8 @@ test_store_attach_while_locked(void **state)
 {
     (void)state;
     char path[256];
-    test_db_path(path, sizeof path, "attach");
-    trip_store_opts o;
-    trip_store_opts_init(&o);
-    o.busy_timeout_ms = 10;
-    trip_store *s = NULL;
-    assert_int_equal(trip_store_open(path, &o, &s), TRIP_OK);
     sqlite3 *db;
-    sqlite3_open(path, &db);
-    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    trip_store *s = open_locked(path, sizeof path, "attach", 10, &db);
     trip_clock *clk;
     trip_clock_manual_new(T0_, WALL0_ - T0_, &clk);
     trip_config cfg;
@@ -565,16 +576,8 @@ test_store_attach_does_not_block_calls(void **state)
 {
     (void)state;
     char path[256];
-    test_db_path(path, sizeof path, "attach-wait");
-    trip_store_opts o;
-    trip_store_opts_init(&o);
-    o.busy_timeout_ms = 60000;
-    trip_store *s = NULL;
-    assert_int_equal(trip_store_open(path, &o, &s), TRIP_OK);
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
-                     SQLITE_OK);
+    trip_store *s = open_locked(path, sizeof path, "attach-wait", 60000, &db);
     trip_clock *clk;
     trip_clock_manual_new(T0_, WALL0_ - T0_, &clk);
     trip_config cfg;
