@@ -191,37 +191,59 @@ trip_log_(double x)
     return x > 0 ? log(x) : NAN;
 }
 
+/* Samples of w's histogram above latency q (seconds) into *over; 0 when q
+ * is not a latency the histogram can hold or w has no histogram. The sum
+ * stops at w->hist_end when it is set (the bins past it are empty). */
+static int
+trip_over_count_(const trip__window *w, double q, uint64_t *over)
+{
+    if (w->hist == NULL || !(q > 0 && q < 4e3))
+        return 0;
+    uint32_t end = w->hist_end > 0 && w->hist_end < TRIP_HIST_BINS
+                       ? w->hist_end
+                       : TRIP_HIST_BINS;
+    uint64_t o = 0;
+    for (uint32_t j = trip__hist_bin((int64_t)(q * 1e9)) + 1; j < end; j++)
+        o += w->hist[j];
+    *over = o;
+    return 1;
+}
+
 /*
- * Latency at low volume, where the window cannot support a p95: under the
- * baseline a call exceeds the hour's p95 with probability 0.05, so the
- * count of calls above it is binomial (with the rate rule's slack phi).
- * Its tail is reported as the normal deviate with the same tail, so that
- * it is judged against anomaly_z like the quantile z it stands in for:
- * 5 calls of 5 above the p95 is a tail of 3e-7 (z 5.0), 7 of 7 z 6.0.
+ * Latency by exceedances: under the baseline a call exceeds the hour's p95
+ * with probability share 0.05 (the p99: 0.01), so the count of calls above
+ * it is binomial (with the rate rule's slack phi). Its tail is reported as
+ * the normal deviate with the same tail, so that it is judged against
+ * anomaly_z like the quantile z it stands in for: 5 calls of 5 above the
+ * p95 is a tail of 3e-7 (z 5.0), 7 of 7 z 6.0. Anomalous when the z reaches
+ * anomaly_z and at least twice the expected share exceeded.
  */
+static int
+trip_exceed_judge_(const trip_config *cfg, uint64_t over, int64_t n,
+                   double share, double *z)
+{
+    double tail = trip__binomial_tail((int64_t)over, n, share,
+                                      cfg->binomial_overdispersion);
+    *z = tail < 1 ? gsl_cdf_ugaussian_Qinv(tail) : 0;
+    if (isnan(*z))
+        *z = tail <= 0 ? INFINITY : NAN;
+    return n > 0 && (double)over >= 2 * share * (double)n &&
+           *z >= cfg->anomaly_z;
+}
+
+/* Latency at low volume, where the window cannot support a p95: the
+ * window's calls above the baseline's p95, judged as exceedances. */
 static void
 trip_exceedances_(const trip_config *cfg, const trip__bcell *c95,
                   const trip__window *lw, trip__lat_verdict *v)
 {
-    if (c95 == NULL || c95->m[TRIP_BM_LOGP95].n <= 0 || lw->hist == NULL ||
-        lw->hist_total == 0)
+    uint64_t over;
+    if (c95 == NULL || c95->m[TRIP_BM_LOGP95].n <= 0 || lw->hist_total == 0 ||
+        !trip_over_count_(lw, exp(c95->m[TRIP_BM_LOGP95].mean), &over))
         return;
-    double p95 = exp(c95->m[TRIP_BM_LOGP95].mean);
-    if (!(p95 > 0 && p95 < 4e3))
-        return;
-    uint32_t from = trip__hist_bin((int64_t)(p95 * 1e9)) + 1;
-    uint64_t over = 0;
-    for (uint32_t i = from; i < TRIP_HIST_BINS; i++)
-        over += lw->hist[i];
-    int64_t n = (int64_t)lw->hist_total;
-    double tail = trip__binomial_tail((int64_t)over, n, 0.05,
-                                      cfg->binomial_overdispersion);
     v->mean = c95->m[TRIP_BM_LOGP95].mean;
-    v->z = tail < 1 ? gsl_cdf_ugaussian_Qinv(tail) : 0;
-    if (isnan(v->z))
-        v->z = tail <= 0 ? INFINITY : NAN;
     v->anomalous =
-        (double)over >= 2 * 0.05 * (double)n && v->z >= cfg->anomaly_z;
+        trip_exceed_judge_(cfg, over, (int64_t)lw->hist_total, 0.05, &v->z);
 }
 
 /* Score every adaptive statistic of this evaluation (no decisions yet). */
@@ -505,23 +527,12 @@ trip_part_over_(const trip__adaptive *a, int64_t wall_ns, const trip__window *w,
                 uint64_t over[2])
 {
     static const int metric[2] = {TRIP_BM_LOGP95, TRIP_BM_LOGP99};
-    uint32_t end = w->hist_end > 0 && w->hist_end < TRIP_HIST_BINS
-                       ? w->hist_end
-                       : TRIP_HIST_BINS;
-    if (w->hist == NULL)
-        return 0;
     for (int i = 0; i < 2; i++) {
         const trip__bcell *c =
             trip__baseline_cell(&a->base, wall_ns, metric[i]);
-        if (c == NULL)
+        if (c == NULL ||
+            !trip_over_count_(w, exp(c->m[metric[i]].mean), &over[i]))
             return 0;
-        double q = exp(c->m[metric[i]].mean);
-        if (!(q > 0 && q < 4e3))
-            return 0;
-        uint64_t o = 0;
-        for (uint32_t j = trip__hist_bin((int64_t)(q * 1e9)) + 1; j < end; j++)
-            o += w->hist[j];
-        over[i] = o;
     }
     return 1;
 }
@@ -653,14 +664,8 @@ trip_fast_(const trip__adaptive *a, const trip_config *cfg, int64_t wall_ns,
             n[i] = (double)a->part[i / TRIP_PARTS_][i % TRIP_PARTS_].n;
         }
         trip_parts_trimmed_(x, n, share[k], &sx, &sn);
-        if (!(sn > 0) || !(sx >= 2 * share[k] * sn))
-            continue;
-        double tail = trip__binomial_tail((int64_t)sx, (int64_t)sn, share[k],
-                                          cfg->binomial_overdispersion);
-        double z = tail < 1 ? gsl_cdf_ugaussian_Qinv(tail) : 0;
-        if (isnan(z))
-            z = tail <= 0 ? INFINITY : NAN;
-        if (z >= cfg->anomaly_z) {
+        double z;
+        if (trip_exceed_judge_(cfg, (uint64_t)sx, (int64_t)sn, share[k], &z)) {
             *r = (trip_reason){
                 TRIP_RULE_ANOMALY_LATENCY, z,           cfg->anomaly_z,
                 exp(c->m[metric[k]].mean), (int64_t)sn, 0};
