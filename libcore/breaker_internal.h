@@ -211,6 +211,21 @@ typedef struct trip__pending {
     trip_transition t[4];
 } trip__pending;
 
+/* A transition as the history stores it (and replay returns it). */
+static inline trip_transition_row
+trip__transition_row(const trip_transition *t, int breaker_id)
+{
+    return (trip_transition_row){t->reason.wall_ns,
+                                 breaker_id,
+                                 t->from,
+                                 t->to,
+                                 t->reason.rule,
+                                 t->reason.score,
+                                 t->reason.threshold,
+                                 t->reason.baseline,
+                                 t->reason.samples};
+}
+
 /* Sum the lifetime counters (harvested + not yet harvested); under mu.
  * hist (TRIP_HIST_BINS) may be NULL. */
 void trip__breaker_totals(trip_breaker *b, trip__sums *out, uint64_t *hist);

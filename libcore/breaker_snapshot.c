@@ -149,12 +149,7 @@ trip_swap_windows_(trip_breaker *b, const trip_config *cfg)
     if (old)
         b->retired[b->n_retired++] = (void *)old;
     atomic_store(&b->count_ring, NULL);
-    trip__free(b->ring);
-    trip__free(b->ring_hist);
-    trip__free(b->hist_index);
-    trip__free(b->slot_range);
-    trip__free(b->slot_bits);
-    trip__free(b->short_hist);
+    trip__windows_free(b); /* the count ring, retired above, is not freed */
     b->ring = tmp.ring;
     b->ring_hist = tmp.ring_hist;
     b->hist_index = tmp.hist_index;

@@ -178,16 +178,7 @@ trip__announce(trip_breaker *b, trip__pending *p)
         return;
     trip_store *s = atomic_load(&b->store);
     for (int i = 0; s && i < p->n; i++) {
-        const trip_transition *t = &p->t[i];
-        trip_transition_row row = {t->reason.wall_ns,
-                                   b->store_id,
-                                   t->from,
-                                   t->to,
-                                   t->reason.rule,
-                                   t->reason.score,
-                                   t->reason.threshold,
-                                   t->reason.baseline,
-                                   t->reason.samples};
+        trip_transition_row row = trip__transition_row(&p->t[i], b->store_id);
         trip__store_push_transition(s, &row);
     }
     trip__listener ls[TRIP_MAX_LISTENERS_];

@@ -48,16 +48,7 @@ trip_replay_transition_(int kind, const trip_transition *t, void *user)
         r->transitions = p;
         c->cap_trans = cap;
     }
-    r->transitions[r->n_transitions++] =
-        (trip_transition_row){t->reason.wall_ns,
-                              0,
-                              t->from,
-                              t->to,
-                              t->reason.rule,
-                              t->reason.score,
-                              t->reason.threshold,
-                              t->reason.baseline,
-                              t->reason.samples};
+    r->transitions[r->n_transitions++] = trip__transition_row(t, 0);
 }
 
 /* The event columns, read in place: parallel arrays (trip_replay_arrays)
