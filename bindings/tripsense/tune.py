@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .simulate import _index_ns, _to_ns
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -130,23 +132,6 @@ class Run:
 
 # --------------------------------------------------------------------------
 # Inputs
-
-
-def _index_ns(index: Any) -> np.ndarray:
-    if getattr(index, "tz", None) is not None:
-        index = index.tz_convert("UTC").tz_localize(None)
-    return np.asarray(index.as_unit("ns")).view(np.int64)
-
-
-def _to_ns(x: Any) -> int:
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    import pandas as pd
-
-    ts = pd.Timestamp(x)
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return int(ts.as_unit("ns").value)
 
 
 _OUTCOME_CODES = {"success": 0, "failure": 1, "timeout": 2, "ignored": 3}
