@@ -280,6 +280,48 @@ trip_open_elapsed_(trip_breaker *b, trip_ticket *t, uint64_t sw)
     return (int)(sw & TRIP_SW_STATE_MASK_);
 }
 
+/*
+ * Every probe of the half-open period is out. When none was admitted or
+ * recorded for half_open_max_ns, their callers are not going to record
+ * them (a ticket dropped, a Python block that ended in another thread):
+ * the period reopens, as a failed probe would, and the next one probes
+ * afresh; their outcomes, if they come, are late. Else the call is
+ * limited. Resilience4j users met the same stuck half-open (its issues 903
+ * and 935); its maxWaitDurationInHalfOpenState (default off) bounds the
+ * whole period instead. Here a period whose probes keep coming back runs as
+ * long as it needs.
+ */
+static int
+trip_half_open_full_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
+                     uint32_t limit)
+{
+    int64_t max = atomic_load_explicit(&b->hp_probe_max_ns, TRIP_RLX_);
+    int64_t now = trip_clock_now(b->clock);
+    if (max <= 0 || now - atomic_load(&b->probe_event_ns) < max)
+        return trip_refuse_at_(b, t, st, TRIP_LIMITED, now);
+    trip__pending p = {0};
+    pthread_mutex_lock(&b->mu);
+    uint64_t sw = atomic_load(&b->sw), cur = atomic_load(&b->probes);
+    int64_t since = atomic_load(&b->probe_event_ns);
+    if ((sw >> TRIP_SW_GEN_SHIFT_) == t->generation &&
+        (sw & TRIP_SW_STATE_MASK_) == TRIP_HALF_OPEN &&
+        (cur & ~(uint64_t)UINT32_MAX) == trip__probe_tag(t->generation) &&
+        (uint32_t)cur >= limit && now - since >= max) {
+        trip_reason r = {
+            TRIP_RULE_HALF_OPEN_TIMEOUT, (double)(now - since) * 1e-9,
+            (double)max * 1e-9,          NAN,
+            (int64_t)(uint32_t)cur,      0};
+        trip__transition_locked(b, TRIP_OPEN, -1, &r, now, &p);
+    }
+    pthread_mutex_unlock(&b->mu);
+    trip__announce(b, &p);
+    sw = atomic_load_explicit(&b->sw, memory_order_acquire);
+    t->generation = sw >> TRIP_SW_GEN_SHIFT_;
+    t->state = (int)(sw & TRIP_SW_STATE_MASK_);
+    return trip_refuse_at_(
+        b, t, st, t->state == TRIP_OPEN ? TRIP_REJECTED : TRIP_LIMITED, now);
+}
+
 static int
 trip_allow_half_open_(trip_breaker *b, trip_ticket *t, trip__stripe *st)
 {
@@ -289,11 +331,15 @@ trip_allow_half_open_(trip_breaker *b, trip_ticket *t, trip__stripe *st)
     do {
         /* another period's count: the state moved on since this call read
          * it, so its probe would be late and never given back */
-        if ((cur & ~(uint64_t)UINT32_MAX) != tag || (uint32_t)cur >= limit)
+        if ((cur & ~(uint64_t)UINT32_MAX) != tag)
             return trip_refuse_(b, t, st, TRIP_LIMITED);
+        if ((uint32_t)cur >= limit)
+            return trip_half_open_full_(b, t, st, limit);
     } while (!atomic_compare_exchange_weak(&b->probes, &cur, cur + 1));
     t->flags |= TRIP_TK_PROBE_;
-    return trip_pass_(b, t, st);
+    int d = trip_pass_(b, t, st);
+    atomic_store(&b->probe_event_ns, t->start_ns);
+    return d;
 }
 
 /* The automatic machine: closed (maybe ramping), open, half-open. */

@@ -113,6 +113,7 @@ struct trip_breaker {
     _Atomic int64_t hp_bucket_ns;
     _Atomic uint64_t hp_limit_rate_bits, hp_limit_burst_bits;
     _Atomic uint64_t hp_probe_share_bits;
+    _Atomic int64_t hp_probe_max_ns;
 
     /* --- shared written counters (rare paths) ------------------------ */
     _Alignas(TRIP_CACHELINE_) _Atomic uint32_t consec_fail;
@@ -123,6 +124,9 @@ struct trip_breaker {
      * can never take a probe of a later period */
     _Alignas(TRIP_CACHELINE_) _Atomic uint64_t probes;
     _Atomic uint32_t probe_successes; /* written under mu */
+    /* monotonic time of the half-open period's last probe admitted or
+     * recorded: all probes out since longer than half_open_max_ns reopens */
+    _Atomic int64_t probe_event_ns;
     _Alignas(TRIP_CACHELINE_) _Atomic uint64_t ramp_counter;
     int64_t ramp_start_ns;
     _Alignas(TRIP_CACHELINE_) _Atomic uint64_t count_pos; /* count window */

@@ -57,6 +57,7 @@ trip_probe_done_(trip_breaker *b, const trip_ticket *t, int outcome,
         return;
     }
     atomic_fetch_sub(&b->probes, 1);
+    atomic_store(&b->probe_event_ns, now);
     /* a success as slow as what opened the breaker fails the probe */
     int slow = outcome == TRIP_SUCCESS && b->probe_slow_ns > 0 &&
                lat_ns >= b->probe_slow_ns;

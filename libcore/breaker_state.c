@@ -24,6 +24,7 @@ trip__publish_hot_config(trip_breaker *b)
     atomic_store(&b->hp_min_calls, c->min_calls);
     atomic_store(&b->hp_probes, c->half_open_probes);
     atomic_store(&b->hp_successes, c->half_open_successes);
+    atomic_store(&b->hp_probe_max_ns, c->half_open_max_ns);
     atomic_store(&b->hp_failure_rate_bits,
                  trip__double_to_bits(c->failure_rate));
     atomic_store(&b->hp_ramp_ns, c->ramp_ns);
@@ -105,6 +106,7 @@ trip_enter_state_(trip_breaker *b, int to, int64_t now, uint64_t gen)
          * this period's tag */
         atomic_store(&b->probes, trip__probe_tag(gen));
         atomic_store(&b->probe_successes, 0);
+        atomic_store(&b->probe_event_ns, now);
     }
     trip__limiter_update_locked(b, to, now);
     if (to == TRIP_CLOSED) {
@@ -144,7 +146,8 @@ trip__transition_locked(trip_breaker *b, int to, int mode, const trip_reason *r,
     if (to == TRIP_OPEN)
         b->last_trip = reason;
     if (to == TRIP_CLOSED ||
-        (to == TRIP_OPEN && r->rule != TRIP_RULE_HALF_OPEN_FAILURE))
+        (to == TRIP_OPEN && r->rule != TRIP_RULE_HALF_OPEN_FAILURE &&
+         r->rule != TRIP_RULE_HALF_OPEN_TIMEOUT))
         b->probe_slow_ns = trip_probe_slow_ns_(b, r);
     /* under a forced or disabled mode the machine may still move while
      * what callers see stays put: count and announce only visible changes

@@ -66,6 +66,7 @@ trip_config_init(trip_config *c)
     c->backoff_reset_ns = 600 * TRIP_S_;
     c->half_open_probes = 1;
     c->half_open_successes = 3;
+    c->half_open_max_ns = 60 * TRIP_S_;
     c->ramp_ns = 0;
     c->ramp_start_fraction = 0.1;
     /* Issue 9: off unless asked for, except the safeguards that only act
@@ -164,6 +165,7 @@ static const trip_opt_ trip_opts_[] = {
     O_(backoff_reset_ns, T_I64_),
     O_(half_open_probes, T_U32_),
     O_(half_open_successes, T_U32_),
+    O_(half_open_max_ns, T_I64_),
     O_(ramp_ns, T_I64_),
     O_(ramp_start_fraction, T_DBL_),
     O_(tier, T_INT_),

@@ -156,6 +156,8 @@ trip_validate_recovery_(const trip_config *c, trip_vctx_ *v)
                         "must be in [1, 10000]"));
     CHECK_(trip_vrange_(v, "half_open_successes", c->half_open_successes, 1,
                         100000, "must be in [1, 100000]"));
+    CHECK_(trip_vrange_(v, "half_open_max_ns", (double)c->half_open_max_ns, 0,
+                        (double)TRIP_DAY_, "must be in [0, 1 day] (0 = wait)"));
     CHECK_(trip_vrange_(v, "ramp_ns", (double)c->ramp_ns, 0, (double)TRIP_DAY_,
                         "must be in [0, 1 day] (0 = off)"));
     CHECK_(trip_vfrac_(v, "ramp_start_fraction", c->ramp_start_fraction, 0));

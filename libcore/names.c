@@ -20,7 +20,8 @@ trip_rule_name(int rule)
                                                   "open_elapsed",
                                                   "manual",
                                                   "dependency",
-                                                  "health_signal"};
+                                                  "health_signal",
+                                                  "half_open_timeout"};
     return rule >= 0 && rule < TRIP_RULE_COUNT_ ? names[rule] : "unknown";
 }
 

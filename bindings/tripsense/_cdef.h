@@ -108,6 +108,7 @@ typedef struct trip_config {
     int64_t backoff_reset_ns;
     uint32_t half_open_probes;
     uint32_t half_open_successes;
+    int64_t half_open_max_ns;
     int64_t ramp_ns;
     double ramp_start_fraction;
     int tier;
@@ -181,7 +182,8 @@ typedef enum trip_rule {
     TRIP_RULE_MANUAL = 13,
     TRIP_RULE_DEPENDENCY = 14,
     TRIP_RULE_HEALTH_SIGNAL = 15,
-    TRIP_RULE_COUNT_ = 16
+    TRIP_RULE_HALF_OPEN_TIMEOUT = 16,
+    TRIP_RULE_COUNT_ = 17
 } trip_rule;
 
 const char *trip_rule_name(int rule);

@@ -68,7 +68,8 @@ typedef enum trip_rule {
     TRIP_RULE_MANUAL = 13,            /* operator mode change */
     TRIP_RULE_DEPENDENCY = 14,        /* a needed breaker opened */
     TRIP_RULE_HEALTH_SIGNAL = 15,     /* an external gauge stayed too high */
-    TRIP_RULE_COUNT_ = 16
+    TRIP_RULE_HALF_OPEN_TIMEOUT = 16, /* probes out, none recorded: reopen */
+    TRIP_RULE_COUNT_ = 17
 } trip_rule;
 
 /**

@@ -97,6 +97,8 @@ typedef struct trip_config {
     int64_t backoff_reset_ns;     /* closed this long resets backoff; 600 s */
     uint32_t half_open_probes;    /* P: concurrent probes; 1 */
     uint32_t half_open_successes; /* S: successes to close; 3 */
+    int64_t half_open_max_ns;     /* every probe out this long with no outcome
+                                     recorded: reopen; 60 s; 0 = wait */
     int64_t ramp_ns;              /* ramp-up after closing; 0 (off) */
     double ramp_start_fraction;   /* fraction admitted at ramp start; 0.1 */
 

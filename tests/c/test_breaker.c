@@ -249,6 +249,74 @@ test_breaker_full_cycle(void **state)
 
 /* Opened by a latency rule, the breaker does not close on probes that
  * succeed as slowly as what tripped it; opened by failures, it does. */
+/*
+ * A probe that is never recorded (a dropped ticket) holds its slot: after
+ * half_open_max_ns with every probe out and none admitted or recorded, the
+ * next call reopens the breaker (reason half_open_timeout, the stall in
+ * seconds against the limit, the probes out), and the next period probes
+ * afresh. A probe that comes back restarts the wait. 0 waits for ever.
+ */
+static void
+test_breaker_stalled_probe_reopens(void **state)
+{
+    (void)state;
+    trip_config c;
+    plain_config(&c);
+    c.consecutive_failures = 3;
+    c.half_open_successes = 2;
+    c.open_ns = 5 * TEST_S_;
+    c.backoff_multiplier = 2.0;
+    c.half_open_max_ns = 60 * TEST_S_;
+    fixture *f = make(&c);
+    for (int i = 0; i < 3; i++)
+        call(f, TRIP_FAILURE, 0.01);
+    trip_clock_advance(f->clk, 5 * TEST_S_);
+    /* one probe comes back at +50 s; the next is dropped at +50 s */
+    trip_ticket t1, lost;
+    assert_int_equal(trip_allow(f->b, &t1), TRIP_PASS);
+    trip_clock_advance(f->clk, 50 * TEST_S_);
+    assert_int_equal(trip_record(f->b, &t1, TRIP_SUCCESS), TRIP_OK);
+    assert_int_equal(trip_allow(f->b, &lost), TRIP_PASS);
+    trip_clock_advance(f->clk, 59 * TEST_S_);
+    trip_ticket t;
+    assert_int_equal(trip_allow(f->b, &t), TRIP_LIMITED);
+    assert_int_equal(trip_breaker_state(f->b), TRIP_HALF_OPEN);
+    trip_clock_advance(f->clk, 1 * TEST_S_);
+    assert_int_equal(trip_allow(f->b, &t), TRIP_REJECTED);
+    trip_snapshot s;
+    assert_int_equal(trip_snapshot_get(f->b, &s), TRIP_OK);
+    assert_int_equal(s.state, TRIP_OPEN);
+    assert_int_equal(s.last_trip.rule, TRIP_RULE_HALF_OPEN_TIMEOUT);
+    assert_string_equal(trip_rule_name(s.last_trip.rule), "half_open_timeout");
+    assert_close(s.last_trip.score, 60.0, 1e-9);
+    assert_close(s.last_trip.threshold, 60.0, 1e-9);
+    assert_int_equal(s.last_trip.samples, 1);
+    /* backed off as a failed probe: 10 s; then two fresh probes close */
+    trip_clock_advance(f->clk, 9 * TEST_S_);
+    assert_int_equal(trip_allow(f->b, &t), TRIP_REJECTED);
+    trip_clock_advance(f->clk, 1 * TEST_S_);
+    assert_int_equal(call(f, TRIP_SUCCESS, 0.01), TRIP_PASS);
+    /* the dropped ticket, recorded late, counts toward nothing */
+    assert_int_equal(trip_record(f->b, &lost, TRIP_SUCCESS), TRIP_OK);
+    assert_int_equal(trip_breaker_state(f->b), TRIP_HALF_OPEN);
+    assert_int_equal(call(f, TRIP_SUCCESS, 0.01), TRIP_PASS);
+    assert_int_equal(trip_breaker_state(f->b), TRIP_CLOSED);
+    destroy(f);
+    /* 0: the slot waits for its caller however long that takes */
+    c.half_open_max_ns = 0;
+    f = make(&c);
+    for (int i = 0; i < 3; i++)
+        call(f, TRIP_FAILURE, 0.01);
+    trip_clock_advance(f->clk, 5 * TEST_S_);
+    assert_int_equal(trip_allow(f->b, &lost), TRIP_PASS);
+    trip_clock_advance(f->clk, 86400 * TEST_S_);
+    assert_int_equal(trip_allow(f->b, &t), TRIP_LIMITED);
+    assert_int_equal(trip_breaker_state(f->b), TRIP_HALF_OPEN);
+    assert_int_equal(trip_record(f->b, &lost, TRIP_SUCCESS), TRIP_OK);
+    assert_int_equal(trip_breaker_state(f->b), TRIP_HALF_OPEN);
+    destroy(f);
+}
+
 static void
 test_breaker_slow_probe_fails_after_a_latency_trip(void **state)
 {
@@ -775,6 +843,7 @@ main(void)
         cmocka_unit_test(test_breaker_full_cycle),
         cmocka_unit_test(test_breaker_half_open_failure_reopens_with_backoff),
         cmocka_unit_test(test_breaker_slow_probe_fails_after_a_latency_trip),
+        cmocka_unit_test(test_breaker_stalled_probe_reopens),
         cmocka_unit_test(test_breaker_backoff_resets_after_quiet_period),
         cmocka_unit_test(test_breaker_jitter_bounds_and_determinism),
         cmocka_unit_test(test_breaker_late_result_not_counted),

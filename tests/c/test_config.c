@@ -50,6 +50,8 @@ test_config_validation_names_the_field(void **state)
         {"jitter", 0.9},
         {"half_open_probes", 0},
         {"half_open_successes", 0},
+        {"half_open_max_ns", -1},
+        {"half_open_max_ns", 2 * 86400e9},
         {"ramp_start_fraction", 0},
         {"adaptive", 2},
         {"anomaly_fast", 2},

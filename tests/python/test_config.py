@@ -38,6 +38,8 @@ def test_durations_round_trip_in_seconds():
     ({"bucket_s": 1.8e299}, "bucket_s: .* out of range"),
     ({"anomaly_k": 9, "anomaly_m": 5}, "anomaly"),
     ({"anomaly_fast": 2}, "anomaly_fast must be 0 or 1"),
+    ({"half_open_max_s": -1}, "half_open_max"),
+    ({"half_open_max_s": 2 * 86400}, "half_open_max_ns must be in"),
 ])
 def test_invalid_options_name_the_option(kw, pattern):
     with pytest.raises(tripsense.InvalidConfigError, match=pattern):
