@@ -195,6 +195,17 @@ def _string(p: Any) -> str:
     return ffi.string(p).decode("utf-8", "replace")
 
 
+def _cname(name: Any, what: str) -> bytes:
+    """A name as C takes it: a str without NUL (C would end it there, and
+    "a\0b" would name the breaker "a"). Length and emptiness are C's to
+    judge, with their own messages."""
+    if not isinstance(name, str):
+        raise InvalidConfigError(f"{what}: expected a str, got {name!r}")
+    if "\0" in name:
+        raise InvalidConfigError(f"{what}: {name!r} contains a NUL character")
+    return name.encode()
+
+
 def _take_string(pp: Any) -> str:
     """Decode ``*pp`` (a ``char **`` filled by the library) and free it."""
     try:

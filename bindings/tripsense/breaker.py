@@ -10,6 +10,7 @@ import inspect
 import json
 import logging
 import math
+import numbers
 import os
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import (Any, Callable, Dict, Mapping, Optional, Tuple, Type, TypeVar
 from . import _config
 from ._clock import ManualClock
 from ._lowlevel import (CircuitOpenError, InvalidConfigError, TripsenseError,
-                        _check, _hot, _string, _take_string, ffi, lib)
+                        _check, _cname, _hot, _string, _take_string, ffi, lib)
 
 __all__ = ["Breaker", "Snapshot", "Reason", "Event", "Ticket"]
 
@@ -280,6 +281,35 @@ def _tripsense_listener(kind: int, t: Any, user: Any) -> None:
         log.exception("tripsense listener %r raised", slot.fn)
 
 
+def _real(v: Any, what: str) -> float:
+    """A real number (not a bool or a string) as a float; NaN and the
+    infinities are the C side's to judge, with its own message."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise InvalidConfigError(f"{what}: expected a number, got {v!r}")
+    return float(v)
+
+
+def _check_timeout(timeout: Any) -> Optional[float]:
+    """None, or seconds > 0 and finite (not a bool)."""
+    if timeout is not None and not (isinstance(timeout, (int, float))
+                                    and not isinstance(timeout, bool)
+                                    and timeout > 0 and math.isfinite(timeout)):
+        raise InvalidConfigError(f"timeout: expected seconds > 0, got {timeout!r}")
+    return timeout
+
+
+def _check_fallback(fallback: Any) -> Any:
+    if fallback is not None and not callable(fallback):
+        raise InvalidConfigError(f"fallback: expected a callable, got {fallback!r}")
+    return fallback
+
+
+def _is_async_callable(f: Any) -> bool:
+    """f is a coroutine function, or an object whose __call__ is one."""
+    return f is not None and (inspect.iscoroutinefunction(f) or
+                              inspect.iscoroutinefunction(getattr(f, "__call__", None)))
+
+
 def _exception_types(x: Any, what: str) -> Tuple[Type[BaseException], ...]:
     if isinstance(x, type) and issubclass(x, BaseException):
         return (x,)
@@ -291,25 +321,46 @@ def _exception_types(x: Any, what: str) -> Tuple[Type[BaseException], ...]:
 
 
 class _Guard:
-    """``with breaker.guard(priority=...)``: a guarded block."""
+    """``with breaker.guard(priority=...)``: one guarded block. It keeps its
+    own ticket, so the block may end in another thread or task than it
+    began in (a generator resumed in a thread pool), which ``with
+    breaker:`` (a stack per thread or task) does not allow."""
 
-    __slots__ = ("_b", "_priority")
+    __slots__ = ("_b", "_priority", "_t")
 
     def __init__(self, b: "Breaker", priority: Optional[int]) -> None:
         self._b = b
         self._priority = priority
+        self._t: Any = None
 
     def __enter__(self) -> "Breaker":
-        return self._b._enter(self._priority)
+        if self._t is not None:
+            raise TripsenseError(f"breaker {self._b._name!r}: this guard's block is "
+                                 "open already; call guard() for each block")
+        b = self._b
+        t, d = b._admit(self._priority)
+        if d:
+            raise b._refusal(d, t)
+        self._t = t
+        return b
 
     def __exit__(self, et: Any, e: Any, tb: Any) -> bool:
-        return self._b._exit(e)
+        t, self._t = self._t, None
+        b = self._b
+        if t is None:
+            raise TripsenseError(f"breaker {b._name!r}: exit without enter")
+        if e is None:
+            _record(b._b, t, SUCCESS)
+        else:
+            b._record_exc(t, e)
+        _give(t)
+        return False
 
     async def __aenter__(self) -> "Breaker":
-        return self._b._enter(self._priority)
+        return self.__enter__()
 
     async def __aexit__(self, et: Any, e: Any, tb: Any) -> bool:
-        return self._b._exit(e)
+        return self.__exit__(et, e, tb)
 
 
 class Breaker:
@@ -375,13 +426,12 @@ class Breaker:
         probe_interval: Optional[float] = None,
         **config: Any,
     ) -> None:
-        if not isinstance(name, str):
-            raise InvalidConfigError(f"name: expected a str, got {name!r}")
+        cname = _cname(name, "name")
         if clock is not None and not isinstance(clock, ManualClock):
             raise InvalidConfigError(f"clock: expected a ManualClock, got {clock!r}")
         cfg = _config.build(config, tier)
         out = ffi.new("trip_breaker **")
-        _check(lib.trip_breaker_new(name.encode(), cfg,
+        _check(lib.trip_breaker_new(cname, cfg,
                                     clock._ptr if clock else ffi.NULL, out),
                f"breaker {name!r}")
         keep: list = [clock]
@@ -389,8 +439,13 @@ class Breaker:
         # module's globals may already be None when it runs
         ptr = ffi.gc(out[0], lambda p, _k=keep, _free=lib.trip_breaker_free: _free(p))
         self._setup(ptr, name, clock, keep, owner=None)
-        self._policy(exclude, timeouts, error_weights, failure_weight, fallback,
-                     timeout, priority, health_probe, probe_interval)
+        try:
+            self._policy(exclude, timeouts, error_weights, failure_weight, fallback,
+                         timeout, priority, health_probe, probe_interval)
+        except BaseException:
+            self.close()
+            raise
+        self._start_probing()
         if history is not None:
             try:
                 self.attach(history)
@@ -438,19 +493,26 @@ class Breaker:
         self._timeouts = _exception_types(timeouts, "timeouts") if timeouts else ()
         self._failure_weight = self._weight(failure_weight, "failure_weight")
         self._weights: Dict[type, float] = {}
+        if error_weights is not None and not isinstance(error_weights, Mapping):
+            raise InvalidConfigError(f"error_weights: expected a mapping of "
+                                     f"exception type to weight, got {error_weights!r}")
         for k, v in (error_weights or {}).items():
-            _exception_types(k, "error_weights")
+            # one type per key: the lookup walks the exception's MRO
+            if not (isinstance(k, type) and issubclass(k, BaseException)):
+                raise InvalidConfigError(f"error_weights: keys must be single "
+                                         f"exception types, got {k!r}")
             self._weights[k] = self._weight(v, f"error_weights[{k.__name__}]")
-        if fallback is not None and not callable(fallback):
-            raise InvalidConfigError(f"fallback: expected a callable, got {fallback!r}")
-        self._fallback = fallback
-        if timeout is not None and not (isinstance(timeout, (int, float))
-                                        and timeout > 0 and math.isfinite(timeout)):
-            raise InvalidConfigError(f"timeout: expected seconds > 0, got {timeout!r}")
-        self._timeout = timeout
+        self._fallback = _check_fallback(fallback)
+        self._timeout = _check_timeout(timeout)
         self._priority = self._check_priority(priority)
         if health_probe is not None and not callable(health_probe):
             raise InvalidConfigError(f"health_probe: expected a callable, got {health_probe!r}")
+        if _is_async_callable(health_probe):
+            # probes run in a thread, where nothing would await it: its
+            # coroutine would count as a success whatever it raised
+            raise InvalidConfigError("health_probe: expected a plain function, got "
+                                     f"a coroutine function {health_probe!r}; "
+                                     "wrap it, e.g. lambda: asyncio.run(probe())")
         self._probe_fn = health_probe
         # `with breaker:` may admit inline: no probe, no default priority
         self._plain = health_probe is None and self._priority is None
@@ -463,7 +525,10 @@ class Breaker:
         self._probe_lock = threading.Lock()
         self._last_probe_ns: Optional[int] = None
         self._probe_thread: Optional[threading.Thread] = None
-        if health_probe is not None and self._clock is None:
+
+    def _start_probing(self) -> None:
+        """After _policy: probe in a thread when the breaker opens."""
+        if self._probe_fn is not None and self._clock is None:
             self.add_listener(self._on_probe_transition)
 
     @staticmethod
@@ -497,7 +562,14 @@ class Breaker:
         self = cls.__new__(cls)
         self._setup(ptr, name, clock, [clock], owner)
         self._policy(**policy)
+        self._start_probing()
         return self
+
+    @classmethod
+    def _check_policy(cls, **policy: Any) -> None:
+        """Raise InvalidConfigError for a bad policy keyword, as the
+        constructor would, before any C breaker exists."""
+        cls.__new__(cls)._policy(**policy)
 
     # ---- identity and lifetime -------------------------------------------
 
@@ -511,12 +583,15 @@ class Breaker:
         return f"<tripsense.Breaker {self._name!r} {st}>"
 
     def close(self) -> None:
-        """Free the C breaker now (registry-owned ones are left to it).
+        """Free the C breaker now; using the breaker afterwards raises
+        :class:`TripsenseError`.
 
-        Using the breaker afterwards raises :class:`TripsenseError`.
+        A breaker a :class:`Registry` owns lives as long as the registry,
+        which keeps handing it out: close() leaves it as it is (close the
+        registry instead).
         """
         b = self._b
-        if b == ffi.NULL:
+        if b == ffi.NULL or self._owner is not None:
             return
         for lid in list(self._listeners):
             lib.trip_breaker_remove_listener(b, lid)
@@ -703,10 +778,10 @@ class Breaker:
             Seconds the value must stay above the limit.
         """
         idp = ffi.new("int *")
-        thr = math.inf if threshold is None else float(threshold)
-        if not isinstance(name, str):
-            raise InvalidConfigError(f"add_signal: name must be a str, got {name!r}")
-        _check(lib.trip_breaker_add_signal(self._c(), name.encode(), thr, float(z),
+        thr = math.inf if threshold is None else _real(threshold, "add_signal: threshold")
+        z = _real(z, "add_signal: z")
+        cname = _cname(name, "add_signal: name")
+        _check(lib.trip_breaker_add_signal(self._c(), cname, thr, z,
                                            _config.seconds_to_ns(duration, "duration"),
                                            idp),
                f"signal {name!r}")
@@ -723,7 +798,8 @@ class Breaker:
 
     def signal(self, name: str, value: float) -> None:
         """Feed the current value of a signal."""
-        _check(lib.trip_breaker_signal(self._c(), self._signal_id(name), float(value)),
+        _check(lib.trip_breaker_signal(self._c(), self._signal_id(name),
+                                       _real(value, f"signal {name!r}: value")),
                f"signal {name!r}")
 
     def signal_value(self, name: str) -> Tuple[float, float, float]:
@@ -952,6 +1028,8 @@ class Breaker:
         """
         if not callable(f):  # else calling it would count as a failure
             raise TypeError(f"call: expected a callable, got {f!r}")
+        if fallback is not None:
+            _check_fallback(fallback)
         if retry is not None or priority is not None or self._probe_fn is not None:
             return self._call(f, args, kwargs, self._check_retry(retry),
                               self._check_priority(priority), fallback)
@@ -1050,18 +1128,31 @@ class Breaker:
         """
         if not callable(f):
             raise TypeError(f"acall: expected a callable, got {f!r}")
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise InvalidConfigError(f"timeout: expected seconds > 0, got {timeout!r}")
-        return await self._acall(f, args, kwargs, timeout, self._check_retry(retry),
-                                 self._check_priority(priority), fallback)
+        return await self._acall(f, args, kwargs, _check_timeout(timeout),
+                                 self._check_retry(retry),
+                                 self._check_priority(priority), _check_fallback(fallback))
 
     def decorate(self, *, priority: Optional[int] = None, fallback: Any = None,
                  retry: Any = None, timeout: Optional[float] = None) -> Callable[[F], F]:
-        """Return a decorator with per-function options (sync or async)."""
+        """Return a decorator with per-function options (sync or async).
+
+        ``timeout`` (seconds) bounds each call of a coroutine function as in
+        :meth:`acall`; a plain function cannot be interrupted, so giving it
+        a timeout is an error.
+        """
         priority = self._check_priority(priority)
         self._check_retry(retry)
+        _check_timeout(timeout)
+        _check_fallback(fallback)
 
         def deco(f: F) -> F:
+            if not callable(f):
+                raise TypeError(f"decorate: expected a callable, got {f!r}")
+            if timeout is not None and not inspect.iscoroutinefunction(f):
+                raise InvalidConfigError(
+                    f"timeout: {getattr(f, '__qualname__', f)!r} is not a coroutine "
+                    "function; a plain call cannot be interrupted (raise a "
+                    "TimeoutError from it to record a timeout)")
             if inspect.iscoroutinefunction(f):
                 @functools.wraps(f)
                 async def aw(*args: Any, **kwargs: Any) -> Any:
@@ -1146,7 +1237,7 @@ class Breaker:
         cv = self._cv
         top = cv.get()
         if top is None:
-            raise TripsenseError(f"breaker {self._name!r}: exit without enter")
+            raise self._no_block_error()
         t, rest = top
         cv.set(rest)
         if e is None:
@@ -1198,12 +1289,12 @@ class Breaker:
                 rc = _py_exit(self._with, outcome,
                               -1.0 if w == 1.0 or outcome == IGNORED else w)
             if rc and rc == _NO_BLOCK:  # other statuses: as _py_success's
-                raise TripsenseError(f"breaker {self._name!r}: exit without enter")
+                raise self._no_block_error()
             return False
         cv = self._cv
         top = cv.get()
         if top is None:
-            raise TripsenseError(f"breaker {self._name!r}: exit without enter")
+            raise self._no_block_error()
         s, rest = top
         cv.set(rest)
         if e is None:
@@ -1212,6 +1303,13 @@ class Breaker:
             self._slot_record_exc(s, e)
         self._slots.append(s)
         return False
+
+    def _no_block_error(self) -> TripsenseError:
+        return TripsenseError(
+            f"breaker {self._name!r}: exit without enter in this thread or task: "
+            "a `with breaker:` block must end where it began; for a block that "
+            "may end elsewhere (a generator resumed in another thread), use "
+            "`with breaker.guard():`")
 
     def _with_refusal(self, r: int) -> TripsenseError:
         """The exception for what tripsense_py_enter returned (r != 0): a
@@ -1249,8 +1347,8 @@ class Breaker:
             raise self._refusal(d, t)
         # the caller keeps this one: copy it out of the pool's buffer
         own = ffi.new(_TICKET, t[0])
-        _give(t)
-        return Ticket(own, self, "pass", STATE_NAMES[t.state])
+        _give(t)  # t may be another thread's from here on: read own
+        return Ticket(own, self, "pass", STATE_NAMES[own.state])
 
     def record(self, ticket: Ticket, outcome: str, latency: Optional[float] = None,
                weight: Optional[float] = None) -> None:
@@ -1322,6 +1420,11 @@ class Breaker:
                 self._probe_fn()
             except Exception as e:
                 return OUTCOME_NAMES[self._record_exc(t, e)]
+            except BaseException as e:
+                # KeyboardInterrupt, SystemExit: recorded (as ignored) so
+                # that the probe's slot is given back, then passed on
+                self._record_exc(t, e)
+                raise
             _record(b, t, SUCCESS)
             return "success"
 

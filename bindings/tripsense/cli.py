@@ -182,9 +182,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config: dict[str, Any] = {}
     if args.config_json:
         with open(args.config_json) as f:
-            config.update(json.load(f))
+            obj = json.load(f)
+        if not isinstance(obj, dict):
+            raise CliError(f"{args.config_json}: expected a JSON object of "
+                           f"options, got {type(obj).__name__}")
+        config.update(obj)
     config.update(parse_config(args.config or []))
     df = _read_events(args.events)
+    if df.empty:
+        raise CliError(f"{args.events}: no events")
     groups = [(str(b), g) for b, g in df.groupby("breaker", sort=False)] \
         if "breaker" in df.columns else [("replay", df)]
     outs = []

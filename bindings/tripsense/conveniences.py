@@ -111,7 +111,8 @@ class FallbackChain:
         call moves on to the next step like a failure.
     exceptions : exception type(s)
         What moves on to the next step (default ``Exception``); anything
-        else propagates at once.
+        else propagates at once, except a refusal (``CircuitOpenError``),
+        which always moves on.
 
     Raises
     ------
@@ -123,7 +124,7 @@ class FallbackChain:
     def __init__(self, *steps: Step, exceptions: Any = Exception) -> None:
         if not steps:
             raise InvalidConfigError("FallbackChain needs at least one step")
-        from .breaker import Breaker
+        from .breaker import Breaker, _exception_types
 
         self.steps: List[Tuple[Any, Callable[..., Any]]] = []
         for s in steps:
@@ -135,7 +136,8 @@ class FallbackChain:
             else:
                 raise InvalidConfigError(f"FallbackChain: a step is a callable or "
                                          f"(Breaker, callable), got {s!r}")
-        self.exceptions = exceptions
+        self.exceptions = _exception_types(exceptions, "FallbackChain: exceptions")
+        self._moves_on = self.exceptions + (CircuitOpenError,)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         errors: List[BaseException] = []
@@ -144,7 +146,7 @@ class FallbackChain:
                 if breaker is None:
                     return f(*args, **kwargs)
                 return breaker._call(f, args, kwargs, None, None, None)
-            except self.exceptions as e:
+            except self._moves_on as e:
                 errors.append(e)
         last = errors[-1]
         last.chain_errors = errors  # type: ignore[attr-defined]
@@ -159,7 +161,7 @@ class FallbackChain:
                     r = f(*args, **kwargs)
                     return await r if inspect.isawaitable(r) else r
                 return await breaker._acall(f, args, kwargs, None, None, None, None)
-            except self.exceptions as e:
+            except self._moves_on as e:
                 errors.append(e)
         last = errors[-1]
         last.chain_errors = errors  # type: ignore[attr-defined]

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
 import numpy as np
 
 from ._lowlevel import (InvalidConfigError, NotFoundError, StoreError,
-                        TripsenseError, _check, _string, _take_string, ffi, lib)
+                        TripsenseError, _check, _cname, _string, _take_string, ffi,
+                        lib)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -101,6 +102,8 @@ def to_ns(t: Any, what: str = "time") -> int:
     if isinstance(t, bool):
         raise InvalidConfigError(f"{what}: expected a time, got {t!r}")
     if isinstance(t, numbers.Integral):
+        if not INT64_MIN <= int(t) <= INT64_MAX:
+            raise InvalidConfigError(f"{what}: {t} ns is outside the int64 range")
         return int(t)
     if isinstance(t, np.datetime64):
         return int(t.astype("datetime64[ns]").astype(np.int64))
@@ -263,6 +266,9 @@ class Store:
                     raise InvalidConfigError(f"sample_mode: unknown mode {v!r} "
                                              f"(expected {', '.join(_SAMPLE)})")
                 v = _SAMPLE[v]
+            elif not isinstance(v, numbers.Integral) or isinstance(v, bool):
+                raise InvalidConfigError(f"sample_mode: expected one of "
+                                         f"{', '.join(_SAMPLE)}, got {v!r}")
             setattr(o, field, int(v))
             return
         if k == "record_rejections":
@@ -333,7 +339,8 @@ class Store:
         if name is None:
             return -1
         idp = ffi.new("int *")
-        rc = lib.trip_store_breaker_id(self._handle(), str(name).encode(), idp)
+        rc = lib.trip_store_breaker_id(self._handle(), _cname(str(name), "breaker"),
+                                       idp)
         if rc == lib.TRIP_ENOTFOUND:
             known = ", ".join(self.breakers()) or "none"
             raise NotFoundError(f"history {self.path!r} has no breaker named "

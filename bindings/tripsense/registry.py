@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 from . import _config
 from ._clock import ManualClock
 from ._lowlevel import (InvalidConfigError, NotFoundError, TripsenseError,
-                        _check, _string, _take_string, ffi, lib)
+                        _check, _cname, _string, _take_string, ffi, lib)
 from .breaker import Breaker
 
 __all__ = ["Registry", "default_registry"]
@@ -60,31 +60,41 @@ class Registry:
         InvalidConfigError
             For a bad name or option.
         """
+        if not isinstance(name, str):
+            _cname(name, "name")  # raises
         with self._lock:
             b = self._by_name.get(name)
-            if b is not None:
-                return b
-            if not isinstance(name, str):
-                raise InvalidConfigError(f"name: expected a str, got {name!r}")
-            if clock is not None and not isinstance(clock, ManualClock):
-                raise InvalidConfigError(f"clock: expected a ManualClock, got {clock!r}")
-            policy = {k: config.pop(k) for k in list(config) if k in _POLICY}
-            cfg = _config.build(config, tier)
-            out = ffi.new("trip_breaker **")
-            _check(lib.trip_registry_get_or_create(
-                self._handle(), name.encode(), cfg,
-                clock._ptr if clock else ffi.NULL, out), f"breaker {name!r}")
-            defaults = dict(exclude=(), timeouts=(TimeoutError, asyncio.TimeoutError),
-                            error_weights=None, failure_weight=1.0, fallback=None,
-                            timeout=None, priority=None, health_probe=None,
-                            probe_interval=None)
-            defaults.update(policy)
-            b = Breaker._wrap(out[0], name, clock, self, **defaults)
-            self._keep.append(clock)
-            self._by_name[name] = b
-        if history is not None:
+            if b is None:
+                b = self._create(name, tier, clock, config)
+        # an existing breaker without a history gets this one (a first
+        # attempt whose attach failed left it registered without)
+        if history is not None and b._store is None:
             b.attach(history)
             self._keep.append(b._store)
+        return b
+
+    def _create(self, name: str, tier: Any, clock: Optional[ManualClock],
+                config: Dict[str, Any]) -> Breaker:
+        """A new registered breaker; under _lock. Everything is checked
+        before the C breaker exists: the registry has no way to drop one, and
+        a half-made breaker would be handed out by the next call."""
+        cname = _cname(name, "name")
+        if clock is not None and not isinstance(clock, ManualClock):
+            raise InvalidConfigError(f"clock: expected a ManualClock, got {clock!r}")
+        policy = dict(exclude=(), timeouts=(TimeoutError, asyncio.TimeoutError),
+                      error_weights=None, failure_weight=1.0, fallback=None,
+                      timeout=None, priority=None, health_probe=None,
+                      probe_interval=None)
+        policy.update({k: config.pop(k) for k in list(config) if k in _POLICY})
+        cfg = _config.build(config, tier)
+        Breaker._check_policy(**policy)
+        out = ffi.new("trip_breaker **")
+        _check(lib.trip_registry_get_or_create(
+            self._handle(), cname, cfg, clock._ptr if clock else ffi.NULL, out),
+            f"breaker {name!r}")
+        b = Breaker._wrap(out[0], name, clock, self, **policy)
+        self._keep.append(clock)
+        self._by_name[name] = b
         return b
 
     def add(self, breaker: Breaker) -> None:
@@ -117,7 +127,8 @@ class Registry:
         InvalidConfigError
             For a cycle (the message names it).
         """
-        _check(lib.trip_registry_depends(self._handle(), name.encode(), needed.encode()),
+        _check(lib.trip_registry_depends(self._handle(), _cname(name, "depends: name"),
+                                         _cname(needed, "depends: needed")),
                f"{name} needs {needed}")
 
     @property

@@ -155,8 +155,7 @@ def events_arrays(events: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
     prio = None
     if has("priority"):
         p = get("priority")
-        prio = np.ascontiguousarray(np.asarray(
-            p.to_numpy() if hasattr(p, "to_numpy") else p), dtype=np.int32)
+        prio = _priorities(np.asarray(p.to_numpy() if hasattr(p, "to_numpy") else p))
     n = len(wall)
     for name, arr in (("latency_s", lat), ("outcome", outcome), ("priority", prio)):
         if arr is not None and (arr.ndim != 1 or len(arr) != n):
@@ -168,6 +167,21 @@ def events_arrays(events: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
         i = int(np.argmax(~np.isfinite(lat)))
         raise InvalidConfigError(f"events: event {i}: latency {lat[i]} is not finite")
     return wall, lat, outcome, prio
+
+
+def _priorities(p: np.ndarray) -> np.ndarray:
+    """Priorities as int32 once each is known to be a whole number in
+    0..255 (a cast first would wrap 2**33 to 0 and NaN to INT32_MIN)."""
+    if p.dtype.kind not in "iufb":
+        raise InvalidConfigError(f"events: priority must be numbers, got {p.dtype}")
+    bad = ~((p >= 0) & (p <= 255))
+    if p.dtype.kind == "f":
+        bad |= p != np.floor(p)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidConfigError(f"events: event {i}: priority {p[i]} is not a "
+                                 f"whole number in 0..255")
+    return np.ascontiguousarray(p, dtype=np.int32)
 
 
 def _cfg(config: Any, kw: Mapping[str, Any]) -> Any:

@@ -436,6 +436,10 @@ def test_signals(clock):
     assert b.snapshot().last_trip.rule == "health_signal"
     with pytest.raises(tripsense.NotFoundError):
         b.signal("mem", 1.0)
+    with pytest.raises(tripsense.InvalidConfigError, match="value: expected a number"):
+        b.signal("cpu", "x")
+    with pytest.raises(tripsense.InvalidConfigError, match="threshold: expected a number"):
+        b.add_signal("mem", threshold="5")
 
 
 def test_close_frees_and_later_use_raises():
@@ -776,3 +780,88 @@ def test_flapping_is_detected_and_lengthens_the_open_period(clock):
     # the third trip within the window made it flapping: 4 x 1 s open
     assert b.is_open()
     assert "tripsense_flapping" in b.prometheus()
+
+
+# ---- policy and names checked up front ----------------------------------------
+
+@pytest.mark.parametrize("kw, pattern", [
+    (dict(error_weights={(ValueError, KeyError): 2.0}), "single exception types"),
+    (dict(error_weights=[(ValueError, 2.0)]), "expected a mapping"),
+    (dict(fallback="cached"), "fallback: expected a callable"),
+    (dict(timeout=True), "timeout"),
+    (dict(timeout=float("inf")), "timeout"),
+])
+def test_bad_policy_keywords_are_invalid_config(kw, pattern):
+    with pytest.raises(tripsense.InvalidConfigError, match=pattern):
+        tripsense.Breaker("p", **kw)
+
+
+@pytest.mark.parametrize("kw, pattern", [
+    (dict(timeout=-1), "timeout"),
+    (dict(timeout="5"), "timeout"),
+    (dict(fallback="cached"), "fallback"),
+])
+def test_decorate_checks_its_options_when_called(clock, kw, pattern):
+    b = tripsense.Breaker("d", clock=clock)
+    with pytest.raises(tripsense.InvalidConfigError, match=pattern):
+        b.decorate(**kw)
+
+
+def test_decorate_refuses_a_timeout_for_a_plain_function(clock):
+    b = tripsense.Breaker("d", clock=clock)
+    deco = b.decorate(timeout=5)
+    with pytest.raises(tripsense.InvalidConfigError, match="not a coroutine"):
+        deco(lambda: 1)
+
+    async def f():
+        return 2
+
+    assert asyncio.run(deco(f)()) == 2
+
+
+def test_call_checks_the_fallback_before_calling(clock):
+    b = tripsense.Breaker("d", clock=clock)
+    with pytest.raises(tripsense.InvalidConfigError, match="fallback"):
+        b.call(lambda: 1, fallback=42)
+    assert b.snapshot().calls == 0
+
+
+def test_names_with_nul_are_refused(clock):
+    """C would end the name at the NUL: "db\0primary" would be "db"."""
+    with pytest.raises(tripsense.InvalidConfigError, match="NUL"):
+        tripsense.Breaker("pay\0ments")
+    reg = tripsense.Registry()
+    reg.get_or_create("db", clock=clock)
+    with pytest.raises(tripsense.InvalidConfigError, match="NUL"):
+        reg.get_or_create("db\0primary", clock=clock)
+    with pytest.raises(tripsense.InvalidConfigError, match="NUL"):
+        reg.depends("db", "db\0")
+    with pytest.raises(tripsense.InvalidConfigError, match="NUL"):
+        reg["db"].add_signal("cpu\0x", threshold=1.0)
+    with pytest.raises(tripsense.InvalidConfigError, match="name: expected a str"):
+        reg.get_or_create(["db"])
+    assert len(reg) == 1
+    reg.close()
+
+
+def test_registry_bad_keyword_registers_nothing(clock):
+    """A refused policy keyword leaves no breaker behind: the retry creates
+    it with its own options."""
+    reg = tripsense.Registry()
+    with pytest.raises(tripsense.InvalidConfigError, match="fallback"):
+        reg.get_or_create("db", clock=clock, failure_rate=0.2, fallback=5)
+    assert "db" not in reg and len(reg) == 0
+    b = reg.get_or_create("db", clock=clock, failure_rate=0.9)
+    assert b.config["failure_rate"] == 0.9
+    reg.close()
+
+
+def test_close_leaves_a_registry_breaker_to_its_registry(clock):
+    reg = tripsense.Registry()
+    b = reg.get_or_create("db", clock=clock)
+    b.close()
+    assert reg.get_or_create("db") is b
+    assert b.call(lambda: 7) == 7
+    reg.close()
+    with pytest.raises(tripsense.TripsenseError, match="closed"):
+        b.call(lambda: 7)

@@ -167,6 +167,23 @@ def test_bad_option_is_named(tmp_path, capsys):
     assert "expected name=value" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", ["[1, 2]", '"x"', "3"])
+def test_config_json_must_be_an_object(tmp_path, capsys, text):
+    events = tmp_path / "ev.csv"
+    events.write_text("time,outcome,latency_s\n0,success,0.01\n")
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(text)
+    assert main(["replay", str(events), "--config-json", str(cfg)]) == 1
+    assert "expected a JSON object" in capsys.readouterr().err
+
+
+def test_replay_of_no_events_says_so(tmp_path, capsys):
+    events = tmp_path / "ev.csv"
+    events.write_text("time,outcome,latency_s,breaker\n")
+    assert main(["replay", str(events)]) == 1
+    assert "no events" in capsys.readouterr().err
+
+
 def test_corrupt_history_is_an_error_not_a_crash(tmp_path, capsys):
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"this is not a database" * 100)

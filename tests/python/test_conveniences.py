@@ -162,6 +162,17 @@ def test_fallback_chain_async_and_validation(clock):
         tripsense.FallbackChain()
     with pytest.raises(tripsense.InvalidConfigError):
         tripsense.FallbackChain(3)
+    with pytest.raises(tripsense.InvalidConfigError, match="exceptions"):
+        tripsense.FallbackChain(good, exceptions="oops")
+
+
+def test_fallback_chain_refusal_moves_on_whatever_exceptions_says(clock):
+    guarded = tripsense.Breaker("b2", clock=clock, consecutive_failures=1)
+    trip(guarded)
+    chain = tripsense.FallbackChain((guarded, lambda: "live"), lambda: "cached",
+                                    exceptions=ConnectionError)
+    assert chain() == "cached"
+    assert asyncio.run(chain.acall()) == "cached"
 
 
 # ---- health probes -----------------------------------------------------------
@@ -196,6 +207,44 @@ def test_health_probe_decides_recovery_instead_of_live_traffic(clock):
     assert b.probe() == "success"
     assert b.is_closed() and b.call(lambda: "live") == "live"
     assert len(probes) == 3
+
+
+def test_health_probe_interrupted_gives_its_slot_back(clock):
+    """A probe that raises KeyboardInterrupt is recorded (ignored) before
+    the interrupt goes on: the half-open slot is free for the next probe."""
+    calls = []
+
+    def probe():
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    b = tripsense.Breaker("hpi", clock=clock, consecutive_failures=2, open_s=5,
+                          jitter=0, half_open_successes=1, health_probe=probe,
+                          probe_interval=1)
+    trip(b)
+    clock.advance(5)
+    with pytest.raises(KeyboardInterrupt):
+        b.probe()
+    assert b.snapshot().half_open_in_flight == 0
+    clock.advance(1)
+    assert b.probe() == "success"
+    assert b.is_closed()
+
+
+def test_async_health_probe_is_refused():
+    """Probes run in a thread, where nothing awaits a coroutine: one would
+    count as a success whatever it raised."""
+    async def probe():
+        raise Boom("down")
+
+    class Probe:
+        async def __call__(self):
+            raise Boom("down")
+
+    for p in (probe, Probe()):
+        with pytest.raises(tripsense.InvalidConfigError, match="coroutine function"):
+            tripsense.Breaker("ahp", health_probe=p)
 
 
 def test_health_probe_thread_with_the_system_clock():

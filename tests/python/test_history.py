@@ -154,6 +154,15 @@ def test_store_options_are_validated(tmp_path):
         tripsense.Store(str(tmp_path / "x.db"), flush_every=1)
     with pytest.raises(tripsense.InvalidConfigError, match="sample_mode"):
         tripsense.Store(str(tmp_path / "x.db"), sample_mode="some")
+    with pytest.raises(tripsense.InvalidConfigError, match="sample_mode"):
+        tripsense.Store(str(tmp_path / "x.db"), sample_mode=None)
+
+
+def test_time_bounds_outside_int64_are_invalid(db):
+    tripsense.Store(db).close()
+    with tripsense.History(db) as h:
+        with pytest.raises(tripsense.InvalidConfigError, match="end: .* int64"):
+            h.outcomes(end=2 ** 70)
 
 
 def test_read_only_history_cannot_take_a_breaker(db, clock):

@@ -117,6 +117,14 @@ def test_replay_bad_input_names_the_problem():
                          failure_rate=2)
     with pytest.raises(tripsense.InvalidConfigError):
         tripsense.replay([1, 2, 3])
+    # priorities are checked before the int32 cast, which would wrap them
+    for p, i in ((2 ** 33, 3), (np.nan, 4), (-1, 5), (7.5, 6)):
+        prio = np.zeros(100)
+        prio[i] = p
+        with pytest.raises(tripsense.InvalidConfigError,
+                           match=f"event {i}: priority .* 0..255"):
+            tripsense.replay({"time": t, "outcome": outcome, "latency_s": lat,
+                              "priority": prio})
 
 
 def test_replay_checks_outcome_codes_before_narrowing_them():

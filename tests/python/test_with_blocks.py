@@ -256,3 +256,110 @@ def test_nested_blocks_in_threads_that_end(clock):
     s = b.snapshot()
     assert (s.calls, s.failures, s.in_flight) == (3 * n * 20 * depth,
                                                  3 * n * 20 * depth, 0)
+
+
+def _half_open_after_one_failure(clock, **kw):
+    b = tripsense.Breaker("moved", clock=clock, consecutive_failures=1, open_s=1,
+                          jitter=0, half_open_successes=1, **kw)
+    with pytest.raises(Boom):
+        with b:
+            raise Boom("down")
+    clock.advance(2)
+    return b
+
+
+def _resume_in_thread(gen):
+    """Run the rest of a started generator in another thread; return what
+    that thread raised, or None."""
+    err = []
+
+    def rest():
+        try:
+            list(gen)
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            err.append(e)
+
+    th = threading.Thread(target=rest)
+    th.start()
+    th.join()
+    return err[0] if err else None
+
+
+def test_with_block_ended_in_another_thread_is_refused_and_recovered(clock):
+    """A generator holding `with breaker:` resumed in another thread (what a
+    thread pool does to a streaming response): the block's ticket is in the
+    first thread's stack, so its exit raises, naming guard(); the probe it
+    took is never recorded, and half_open_max_s reopens the breaker instead
+    of refusing every call for good."""
+    b = _half_open_after_one_failure(clock, half_open_max_s=30)
+
+    def gen():
+        with b:
+            yield 1
+
+    g = gen()
+    next(g)  # the half-open probe is out
+    err = _resume_in_thread(g)
+    assert isinstance(err, tripsense.TripsenseError)
+    assert "guard()" in str(err)
+    clock.advance(29)
+    with pytest.raises(tripsense.CircuitOpenError) as ei:
+        with b:
+            pass
+    assert ei.value.decision == "limited"
+    clock.advance(1)
+    with pytest.raises(tripsense.CircuitOpenError) as ei:
+        with b:
+            pass
+    assert ei.value.decision == "rejected"
+    assert b.snapshot().last_trip.rule == "half_open_timeout"
+    clock.advance(2)  # the open period, backed off to 2 s
+    with b:
+        pass
+    assert b.state == "closed"
+
+
+def test_guard_block_may_end_in_another_thread(clock):
+    """guard() keeps its block's ticket: the generator's probe, ended in
+    another thread, is recorded there and closes the breaker."""
+    b = _half_open_after_one_failure(clock)
+
+    def gen():
+        with b.guard():
+            yield 1
+
+    g = gen()
+    next(g)
+    assert _resume_in_thread(g) is None
+    assert b.state == "closed"
+    assert b.snapshot().in_flight == 0
+
+
+def test_guard_block_may_end_in_another_task(clock):
+    b = _half_open_after_one_failure(clock)
+
+    async def agen():
+        async with b.guard():
+            yield 1
+
+    async def main():
+        g = agen()
+        await asyncio.create_task(g.__anext__())
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.create_task(g.__anext__())
+
+    asyncio.run(main())
+    assert b.state == "closed"
+
+
+def test_guard_is_one_block(clock):
+    b = _never_trips("g", clock)
+    g = b.guard()
+    with g:
+        with pytest.raises(tripsense.TripsenseError, match="open already"):
+            g.__enter__()
+    with pytest.raises(tripsense.TripsenseError, match="exit without enter"):
+        g.__exit__(None, None, None)
+    with g:  # reusable once closed
+        pass
+    assert b.snapshot().successes == 2
