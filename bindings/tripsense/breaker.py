@@ -523,6 +523,10 @@ class Breaker:
             raise InvalidConfigError(f"probe_interval: expected seconds >= 0, got {probe_interval!r}")
         self._probe_interval_ns = int(probe_interval * NS)
         self._probe_lock = threading.Lock()
+        # the probe thread's start and its decision to stop: one at a time,
+        # else a trip between the loop's last look and its exit found the
+        # thread alive, started none, and nothing probed
+        self._probe_thread_lock = threading.Lock()
         self._last_probe_ns: Optional[int] = None
         self._probe_thread: Optional[threading.Thread] = None
 
@@ -1435,13 +1439,14 @@ class Breaker:
     def _kick_probe(self) -> None:
         if self._clock is not None:
             return  # manual clocks: the test drives probe()
-        th = self._probe_thread
-        if th is not None and th.is_alive():
-            return
-        th = threading.Thread(target=_probe_loop, args=(weakref.ref(self),),
-                              name=f"tripsense-probe-{self._name}", daemon=True)
-        self._probe_thread = th
-        th.start()
+        with self._probe_thread_lock:
+            th = self._probe_thread
+            if th is not None and th.is_alive():
+                return
+            th = threading.Thread(target=_probe_loop, args=(weakref.ref(self),),
+                                  name=f"tripsense-probe-{self._name}", daemon=True)
+            self._probe_thread = th
+            th.start()
 
 
 def _probe_loop(wref: "weakref.ref[Breaker]") -> None:
@@ -1452,10 +1457,10 @@ def _probe_loop(wref: "weakref.ref[Breaker]") -> None:
         if b is None or b._b == ffi.NULL:
             return
         try:
-            st = lib.trip_breaker_state(b._b)
-            if st not in (OPEN, HALF_OPEN):
-                b._probe_thread = None
-                return
+            with b._probe_thread_lock:
+                if lib.trip_breaker_state(b._b) not in (OPEN, HALF_OPEN):
+                    b._probe_thread = None
+                    return
             b.probe()
             wait = b._probe_interval_ns / NS
             if lib.trip_breaker_state(b._b) == OPEN:
