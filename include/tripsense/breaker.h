@@ -197,7 +197,9 @@ TRIP_API const char *trip_breaker_name(const trip_breaker *b);
  *
  * @param b       the breaker.
  * @param ticket  filled on every decision; pass it to trip_record() when the
- *                decision is TRIP_PASS.
+ *                decision is TRIP_PASS. Record every such ticket: in
+ *                half-open an unrecorded one holds a probe slot until
+ *                half_open_max_ns passes, when the breaker reopens.
  * @return TRIP_PASS, TRIP_REJECTED or TRIP_LIMITED (>= 0), or TRIP_EINVAL
  *         (< 0) for a NULL argument.
  * Thread-safety: safe; lock-free and allocation-free in the closed state.
