@@ -52,7 +52,6 @@ trip_breaker_init_(trip_breaker *b, const char *name, const trip_config *cfg,
     strcpy(b->name, name);
     b->cfg = *cfg;
     b->clock = clock ? clock : trip_clock_system();
-    b->store_id = -1;
     b->rng = cfg->seed ? cfg->seed : trip__hash_str(name);
     b->minute_start_wall = -1;
     b->stripes = trip__aligned_calloc(TRIP_CACHELINE_,
@@ -96,9 +95,20 @@ trip_breaker_init_(trip_breaker *b, const char *name, const trip_config *cfg,
     return TRIP_OK;
 }
 
+int
+trip__retire_reserve(trip_breaker *b)
+{
+    void **ret = trip__realloc(b->retired, (b->n_retired + 1) * sizeof(void *));
+    if (ret == NULL)
+        return TRIP_ENOMEM;
+    b->retired = ret;
+    return TRIP_OK;
+}
+
 static void
 trip_breaker_release_(trip_breaker *b, int locks)
 {
+    trip__free(atomic_load(&b->link));
     trip__windows_free(b);
     trip__signals_free(b);
     for (size_t i = 0; i < b->n_retired; i++)
@@ -184,23 +194,24 @@ trip_refuse_at_(trip_breaker *b, trip_ticket *t, trip__stripe *st, int decision,
      * evaluates at the same moments as the live breaker */
     if (now >= atomic_load_explicit(&b->next_roll_ns, TRIP_RLX_))
         trip_breaker_tick(b);
-    trip_store *s = atomic_load_explicit(&b->store, memory_order_acquire);
+    const trip__store_link *l =
+        atomic_load_explicit(&b->link, memory_order_acquire);
     trip_inc_(st,
               decision == TRIP_REJECTED ? TRIP_C_REJECTED_ : TRIP_C_LIMITED_);
     t->decision = decision;
     t->start_ns = 0;
-    if (s != NULL) {
+    if (l != NULL) {
         trip__outcome_rec r = {
             now + atomic_load_explicit(&b->wall_offset_ns, TRIP_RLX_),
             0,
-            b->store_id,
+            l->id,
             -1,
             (uint8_t)t->state,
             (uint8_t)decision,
             0,
             0.0f,
             0};
-        trip__store_push_outcome(s, &r);
+        trip__store_push_outcome(l->s, &r);
     }
     if (atomic_load_explicit(&b->has_reject_listeners, TRIP_RLX_))
         trip__notify_rejection(b, t->state, decision);

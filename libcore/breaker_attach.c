@@ -47,17 +47,16 @@ trip_warm_start_(trip_breaker *b, trip_store *s, int id)
 
 /* Save the baseline and the partial minute before leaving a store. */
 static void
-trip_detach_locked_(trip_breaker *b, trip_store *old)
+trip_detach_locked_(trip_breaker *b, const trip__store_link *old)
 {
     int64_t wall = trip_clock_wall(b->clock);
     size_t cap = trip__adaptive_export_max();
     trip__flush_minute(b);
     trip_baseline_row *rows = trip__calloc(cap, sizeof *rows);
     if (rows != NULL) {
-        size_t n =
-            trip__adaptive_export(b->adaptive, b->store_id, wall, rows, cap);
+        size_t n = trip__adaptive_export(b->adaptive, old->id, wall, rows, cap);
         if (n > 0)
-            trip__store_push_baselines(old, rows, n);
+            trip__store_push_baselines(old->s, rows, n);
         trip__free(rows);
     }
 }
@@ -75,32 +74,42 @@ trip_breaker_attach(trip_breaker *b, trip_store *s)
      * store, as before: its outcomes meanwhile are not written. */
     pthread_mutex_lock(&b->attach_mu);
     pthread_mutex_lock(&b->mu);
-    trip_store *old = atomic_load(&b->store);
-    if (old == s) {
+    trip__store_link *old = atomic_load(&b->link);
+    if ((old ? old->s : NULL) == s) {
         pthread_mutex_unlock(&b->mu);
         pthread_mutex_unlock(&b->attach_mu);
         return TRIP_OK;
+    }
+    trip__store_link *nl = s != NULL ? trip__calloc(1, sizeof *nl) : NULL;
+    if ((s != NULL && nl == NULL) ||
+        (old != NULL && trip__retire_reserve(b) != TRIP_OK)) {
+        trip__free(nl);
+        pthread_mutex_unlock(&b->mu);
+        pthread_mutex_unlock(&b->attach_mu);
+        return trip__fail(TRIP_ENOMEM, "trip_breaker_attach: out of memory");
     }
     if (old != NULL) {
         /* harvest so the minute row holds everything recorded so far */
         trip__sums discard;
         trip__harvest(b, &discard, 0, 0);
         trip_detach_locked_(b, old);
-        atomic_store(&b->store, NULL);
-        b->store_id = -1;
+        atomic_store(&b->link, NULL);
+        /* a call may still be using it: freed with the breaker */
+        b->retired[b->n_retired++] = old;
     }
     trip_config cfg = b->cfg;
     pthread_mutex_unlock(&b->mu);
     int rc = TRIP_OK;
-    if (s != NULL) {
-        int id = -1;
-        rc = trip__store_register(s, b->name, &cfg, &id);
+    if (nl != NULL) {
+        rc = trip__store_register(s, b->name, &cfg, &nl->id);
         if (rc == TRIP_OK) {
-            trip_warm_start_(b, s, id);
+            nl->s = s;
+            trip_warm_start_(b, s, nl->id);
             pthread_mutex_lock(&b->mu);
-            b->store_id = id;
-            atomic_store_explicit(&b->store, s, memory_order_release);
+            atomic_store_explicit(&b->link, nl, memory_order_release);
             pthread_mutex_unlock(&b->mu);
+        } else {
+            trip__free(nl);
         }
     }
     pthread_mutex_unlock(&b->attach_mu);

@@ -31,32 +31,85 @@ trip_closed_enough_(trip_breaker *b)
            st == TRIP_DISABLED || st == TRIP_METRICS_ONLY;
 }
 
-/* Is `target` reachable from `from` through needs? Fills the path. */
+typedef struct trip_dfs_ {
+    trip_breaker *b;
+    int next; /* the next of b's needs to follow */
+} trip_dfs_;
+
+/* Grow *p (n used of *cap, elements of size sz) to hold one more. */
 static int
-trip_reaches_(trip_breaker *from, trip_breaker *target, trip_breaker **path,
-              int depth)
+trip_grow_(void **p, size_t *cap, size_t n, size_t sz)
 {
-    if (depth >= 64)
+    if (n < *cap)
+        return 1;
+    void *q = trip__realloc(*p, 2 * *cap * sz);
+    if (q == NULL)
         return 0;
-    path[depth] = from;
-    if (from == target)
-        return depth + 1;
-    for (int i = 0; i < from->n_needs; i++) {
-        int n = trip_reaches_(from->needs[i], target, path, depth + 1);
-        if (n)
-            return n;
-    }
-    return 0;
+    *p = q;
+    *cap *= 2;
+    return 1;
 }
 
+/*
+ * Is `target` reachable from `from` through needs? Depth-first, each
+ * breaker visited once: following every path took time exponential in a
+ * layered graph, under trip_dep_mu, and a search cut at depth 64 missed
+ * longer cycles (then, with dependency_action OPEN, every breaker of the
+ * cycle waited for the others to close, for good). Returns the length of
+ * the path found (from .. target, its first `cap` breakers in path), 0
+ * when there is none, -1 out of memory.
+ */
 static int
-trip_cycle_fail_(trip_breaker *b, trip_breaker **path, int n)
+trip_reaches_(trip_breaker *from, trip_breaker *target, trip_breaker **path,
+              int cap)
+{
+    size_t scap = 16, vcap = 16, sn = 0, vn = 0;
+    trip_dfs_ *st = trip__malloc(scap * sizeof *st);
+    trip_breaker **seen = trip__malloc(vcap * sizeof *seen);
+    int found = 0, ok = st != NULL && seen != NULL;
+    if (ok) {
+        st[sn++] = (trip_dfs_){from, 0};
+        seen[vn++] = from;
+    }
+    while (ok && sn > 0 && !(found = st[sn - 1].b == target)) {
+        trip_dfs_ *f = &st[sn - 1];
+        if (f->next >= f->b->n_needs) {
+            sn--;
+            continue;
+        }
+        trip_breaker *c = f->b->needs[f->next++];
+        int dup = 0;
+        for (size_t i = 0; i < vn && !dup; i++)
+            dup = seen[i] == c;
+        if (dup)
+            continue;
+        ok = trip_grow_((void **)&seen, &vcap, vn, sizeof *seen) &&
+             trip_grow_((void **)&st, &scap, sn, sizeof *st);
+        if (ok) {
+            seen[vn++] = c;
+            st[sn++] = (trip_dfs_){c, 0};
+        }
+    }
+    for (size_t i = 0; found && i < sn && i < (size_t)cap; i++)
+        path[i] = st[i].b;
+    trip__free(st);
+    trip__free(seen);
+    return !ok ? -1 : found ? (int)sn : 0;
+}
+
+/* "dependency cycle: b -> path[0] -> ... -> b"; a long one is cut after
+ * the names that fit in about 250 bytes, with its length. */
+static int
+trip_cycle_fail_(trip_breaker *b, trip_breaker **path, int n, int cap)
 {
     char msg[400];
     size_t len = (size_t)snprintf(msg, sizeof msg, "%s", b->name);
-    for (int i = 0; i < n && len < sizeof msg; i++)
+    int i = 0;
+    for (; i < n && i < cap && len < 250; i++)
         len += (size_t)snprintf(msg + len, sizeof msg - len, " -> %s",
                                 path[i]->name);
+    if (i < n && len < sizeof msg)
+        snprintf(msg + len, sizeof msg - len, " -> ... (%d breakers)", n);
     return trip__fail(TRIP_EINVAL, "dependency cycle: %s", msg);
 }
 
@@ -73,12 +126,15 @@ trip_breaker_add_dependency(trip_breaker *b, trip_breaker *needed)
                           "need itself",
                           b->name);
     pthread_mutex_lock(&trip_dep_mu);
-    int rc = TRIP_OK, n = trip_reaches_(needed, b, path, 0);
+    int rc = TRIP_OK, n = trip_reaches_(needed, b, path, 64);
     for (int i = 0; i < b->n_needs && rc == TRIP_OK; i++)
         if (b->needs[i] == needed)
             rc = TRIP_EEXIST;
-    if (n)
-        rc = trip_cycle_fail_(b, path, n);
+    if (n < 0)
+        rc = trip__fail(TRIP_ENOMEM, "trip_breaker_add_dependency: out of "
+                                     "memory");
+    else if (n)
+        rc = trip_cycle_fail_(b, path, n, 64);
     else if (rc == TRIP_EEXIST)
         rc = TRIP_OK; /* declaring it twice is harmless */
     else if (b->n_needs == TRIP_MAX_NEEDS_ ||

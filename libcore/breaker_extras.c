@@ -85,6 +85,10 @@ trip__limiter_admit(trip_breaker *b, int64_t now, int priority)
         int64_t base = tat > now ? tat : now;
         if ((double)(base - now) > tol + 0.5)
             return 0;
+        /* a rate so low (an adaptive fraction of a low limit) that the next
+         * slot lies past any clock: refuse rather than overflow */
+        if (!((double)base + interval < 0x1p62))
+            return 0;
         int64_t next = base + (int64_t)llround(interval);
         if (atomic_compare_exchange_weak(&b->lim_tat, &tat, next))
             return 1;

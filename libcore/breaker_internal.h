@@ -91,16 +91,36 @@ typedef struct trip__listener {
 #define TRIP_TK_NOREC_ 4u  /* disabled: record nothing */
 #define TRIP_TK_DONE_ 8u   /* not used by callers; reserved */
 
+/* The count window's ring of the last n outcomes (bit 0 set, bit 1 a
+ * failure, bit 2 slow). Its length travels with it: a recorder that loaded
+ * the ring before a reconfigure swapped it indexes it by its own n, never
+ * by the new configuration's. */
+typedef struct trip__count_ring {
+    uint32_t n;
+    _Atomic uint8_t slot[];
+} trip__count_ring;
+
+/* A breaker's history: the store and the breaker's id in it, published as
+ * one pointer, so that a call that loaded the store writes the id that
+ * goes with it (with the two published apart, a call racing a detach
+ * pushed rows of id -1, which the writer retried for ever, and one racing
+ * a move to another store wrote the new store's id into the old). Never
+ * changed once published; a replaced one is retired, freed with the
+ * breaker. */
+typedef struct trip__store_link {
+    trip_store *s;
+    int id;
+} trip__store_link;
+
 struct trip_breaker {
     /* --- read-mostly, first cache lines ------------------------------ */
     _Alignas(TRIP_CACHELINE_) _Atomic uint64_t sw; /* state word */
     _Atomic int64_t next_roll_ns; /* mono time of the next bucket end */
     _Atomic int64_t open_until_ns;
-    _Atomic int64_t wall_offset_ns; /* wall = mono + offset, set on rolls */
-    _Atomic(trip_store *) store;
+    _Atomic int64_t wall_offset_ns;   /* wall = mono + offset, set on rolls */
+    _Atomic(trip__store_link *) link; /* NULL: no history */
     _Atomic int has_reject_listeners;
     _Atomic int prio_seen; /* a call carried a priority */
-    int store_id;
     trip_clock *clock;
     char name[128];
     /* hot-path copies of config fields, atomic so reconfigure may race */
@@ -131,7 +151,7 @@ struct trip_breaker {
     int64_t ramp_start_ns;
     _Alignas(TRIP_CACHELINE_) _Atomic uint64_t count_pos; /* count window */
     _Atomic int64_t count_calls, count_failures, count_slow;
-    _Atomic(_Atomic uint8_t *) count_ring;
+    _Atomic(trip__count_ring *) count_ring;
     _Atomic int64_t ramp_start_ns_at;
 
     trip__stripe *stripes; /* TRIP_STRIPES_ of them */
@@ -146,7 +166,7 @@ struct trip_breaker {
     /* --- under mu: windows, evaluation, transitions ------------------- */
     pthread_mutex_t mu;
     trip_config cfg;
-    void **retired; /* count rings replaced by reconfigure */
+    void **retired; /* count rings and store links replaced (under mu) */
     size_t n_retired;
     uint64_t *life_hist;  /* lifetime latency histogram */
     int64_t cur_bucket;   /* index of the bucket being filled */
@@ -229,6 +249,10 @@ trip__transition_row(const trip_transition *t, int breaker_id)
                                  t->reason.baseline,
                                  t->reason.samples};
 }
+
+/* Make room in b->retired for one more pointer; under mu. TRIP_OK or
+ * TRIP_ENOMEM. */
+int trip__retire_reserve(trip_breaker *b);
 
 /* Sum the lifetime counters (harvested + not yet harvested); under mu.
  * hist (TRIP_HIST_BINS) may be NULL. */

@@ -56,7 +56,15 @@ trip_probe_done_(trip_breaker *b, const trip_ticket *t, int outcome,
         pthread_mutex_unlock(&b->mu);
         return;
     }
-    atomic_fetch_sub(&b->probes, 1);
+    /* a ticket recorded twice must not take the count below 0: that
+     * borrowed from the period's tag, and no probe was admitted again */
+    uint64_t cur = atomic_load(&b->probes);
+    do {
+        if ((uint32_t)cur == 0) {
+            pthread_mutex_unlock(&b->mu);
+            return;
+        }
+    } while (!atomic_compare_exchange_weak(&b->probes, &cur, cur - 1));
     atomic_store(&b->probe_event_ns, now);
     /* a success as slow as what opened the breaker fails the probe */
     int slow = outcome == TRIP_SUCCESS && b->probe_slow_ns > 0 &&
@@ -124,15 +132,16 @@ static void
 trip_count_window_(trip_breaker *b, const trip_ticket *t, int outcome, int slow,
                    int64_t now)
 {
-    _Atomic uint8_t *ring =
+    trip__count_ring *ring =
         atomic_load_explicit(&b->count_ring, memory_order_acquire);
-    uint32_t n = atomic_load_explicit(&b->hp_count_n, TRIP_RLX_);
-    if (ring == NULL || n == 0)
+    if (ring == NULL || atomic_load_explicit(&b->hp_count_n, TRIP_RLX_) == 0)
         return;
+    uint32_t n = ring->n;
     uint64_t pos = atomic_fetch_add_explicit(&b->count_pos, 1, TRIP_RLX_);
     uint8_t code =
         (uint8_t)(1u | (trip_is_fail_(outcome) ? 2u : 0u) | (slow ? 4u : 0u));
-    uint8_t old = atomic_exchange_explicit(&ring[pos % n], code, TRIP_RLX_);
+    uint8_t old =
+        atomic_exchange_explicit(&ring->slot[pos % n], code, TRIP_RLX_);
     int64_t calls =
         atomic_fetch_add(&b->count_calls, old ? 0 : 1) + (old ? 0 : 1);
     int df = ((code >> 1) & 1) - ((old >> 1) & 1);
@@ -153,20 +162,21 @@ static void
 trip_push_row_(trip_breaker *b, const trip_ticket *t, int outcome,
                int64_t lat_ns, int slow, int64_t now, double weight)
 {
-    trip_store *s = atomic_load_explicit(&b->store, memory_order_acquire);
-    if (s == NULL)
+    const trip__store_link *l =
+        atomic_load_explicit(&b->link, memory_order_acquire);
+    if (l == NULL)
         return;
     trip__outcome_rec r = {
         now + atomic_load_explicit(&b->wall_offset_ns, TRIP_RLX_),
         lat_ns,
-        b->store_id,
+        l->id,
         (int8_t)outcome,
         (uint8_t)t->state,
         TRIP_PASS,
         (uint8_t)slow,
         trip_is_fail_(outcome) ? (float)weight : 0.0f,
         0};
-    trip__store_push_outcome(s, &r);
+    trip__store_push_outcome(l->s, &r);
 }
 
 static int

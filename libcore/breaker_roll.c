@@ -23,9 +23,11 @@ trip__windows_alloc(trip_breaker *b)
     b->short_lo = TRIP_HIST_BINS;
     b->short_hi = 0;
     if (b->cfg.window_kind == TRIP_WINDOW_COUNT) {
-        _Atomic uint8_t *cr = trip__calloc(b->cfg.window_calls, 1);
+        trip__count_ring *cr =
+            trip__calloc(1, sizeof *cr + b->cfg.window_calls);
         if (cr == NULL)
             return TRIP_ENOMEM;
+        cr->n = b->cfg.window_calls;
         atomic_store(&b->count_ring, cr);
     }
     for (uint32_t i = 0; i < L; i++)
@@ -71,10 +73,10 @@ trip__reset_windows(trip_breaker *b)
     trip_period_reset_(b);
     b->short_lo = TRIP_HIST_BINS;
     b->short_hi = 0;
-    _Atomic uint8_t *cr = atomic_load(&b->count_ring);
+    trip__count_ring *cr = atomic_load(&b->count_ring);
     if (cr != NULL)
-        for (uint32_t i = 0; i < b->cfg.window_calls; i++)
-            atomic_store_explicit(&cr[i], 0, memory_order_relaxed);
+        for (uint32_t i = 0; i < cr->n; i++)
+            atomic_store_explicit(&cr->slot[i], 0, memory_order_relaxed);
     atomic_store(&b->count_calls, 0);
     atomic_store(&b->count_failures, 0);
     atomic_store(&b->count_slow, 0);
@@ -354,10 +356,10 @@ trip__flush_minute(trip_breaker *b)
 {
     static const double qs[5] = {0.5, 0.9, 0.95, 0.99, 0.999};
     double q[5];
-    trip_store *s = atomic_load(&b->store);
+    const trip__store_link *l = atomic_load(&b->link);
     const uint64_t *c = b->minute.c;
     uint64_t n = c[TRIP_C_SUCCESS_] + c[TRIP_C_FAILURE_] + c[TRIP_C_TIMEOUT_];
-    if (b->minute_start_wall >= 0 && s != NULL &&
+    if (b->minute_start_wall >= 0 && l != NULL &&
         n + c[TRIP_C_IGNORED_] + c[TRIP_C_REJECTED_] + c[TRIP_C_LIMITED_]) {
         /* over the latencies the histogram holds: late results count as
          * outcomes of the minute but left no latency (ranks past the
@@ -367,7 +369,7 @@ trip__flush_minute(trip_breaker *b)
             nh += b->minute_hist[i];
         trip__hist_quantiles_s(b->minute_hist, nh, qs, 5, q);
         trip_rollup_row r = {b->minute_start_wall,
-                             b->store_id,
+                             l->id,
                              (int64_t)n,
                              (int64_t)c[TRIP_C_SUCCESS_],
                              (int64_t)c[TRIP_C_FAILURE_],
@@ -382,7 +384,7 @@ trip__flush_minute(trip_breaker *b)
                              q[2],
                              q[3],
                              q[4]};
-        trip__store_push_rollup(s, &r);
+        trip__store_push_rollup(l->s, &r);
     }
     memset(&b->minute, 0, sizeof b->minute);
     memset(b->minute_hist, 0, TRIP_HIST_BINS * sizeof(uint64_t));

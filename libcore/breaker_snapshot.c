@@ -111,10 +111,10 @@ trip_snapshot_get(trip_breaker *b, trip_snapshot *s)
     trip__sums tot;
     trip__breaker_totals(b, &tot, NULL);
     s->weighted_failures = (double)tot.c[TRIP_C_FAILW_] / 1000.0;
-    trip_store *st = atomic_load(&b->store);
-    if (st) {
-        s->store_dropped = trip__store_dropped(st, b->store_id);
-        s->store_status = trip__store_health(st);
+    const trip__store_link *l = atomic_load(&b->link);
+    if (l) {
+        s->store_dropped = trip__store_dropped(l->s, l->id);
+        s->store_status = trip__store_health(l->s);
     }
     pthread_mutex_unlock(&b->mu);
     return TRIP_OK;
@@ -135,17 +135,15 @@ static int
 trip_swap_windows_(trip_breaker *b, const trip_config *cfg)
 {
     trip_breaker tmp;
-    void **ret = trip__realloc(b->retired, (b->n_retired + 1) * sizeof(void *));
-    if (ret == NULL)
+    if (trip__retire_reserve(b) != TRIP_OK)
         return TRIP_ENOMEM;
-    b->retired = ret;
     memset(&tmp, 0, sizeof tmp);
     tmp.cfg = *cfg;
     if (trip__windows_alloc(&tmp) != TRIP_OK) {
         trip__windows_free(&tmp);
         return TRIP_ENOMEM;
     }
-    _Atomic uint8_t *old = atomic_load(&b->count_ring);
+    trip__count_ring *old = atomic_load(&b->count_ring);
     if (old)
         b->retired[b->n_retired++] = (void *)old;
     atomic_store(&b->count_ring, NULL);
@@ -174,7 +172,10 @@ trip_breaker_reconfigure(trip_breaker *b, const trip_config *cfg)
     if (rc != TRIP_OK)
         return trip__fail(rc, "breaker \"%s\": %s", b->name, msg);
     pthread_mutex_lock(&b->mu);
-    if (!trip_same_windows_(&b->cfg, cfg)) {
+    /* windows of the same shape keep what they hold (changing open_ns
+     * forgot the failures counted so far, so the breaker stayed closed) */
+    int reshape = !trip_same_windows_(&b->cfg, cfg);
+    if (reshape) {
         trip__sums discard;
         trip__harvest(b, &discard, 0, 0);
         atomic_store(&b->hp_count_n, 0); /* no count window while swapping */
@@ -188,7 +189,8 @@ trip_breaker_reconfigure(trip_breaker *b, const trip_config *cfg)
     if (rc == TRIP_OK) {
         b->cfg = *cfg;
         trip__adaptive_reconfigure(b->adaptive, cfg);
-        trip__reset_windows(b);
+        if (reshape)
+            trip__reset_windows(b);
     }
     trip__publish_hot_config(b);
     uint64_t sw = atomic_load(&b->sw);

@@ -179,10 +179,10 @@ trip__announce(trip_breaker *b, trip__pending *p)
 {
     if (p->n == 0)
         return;
-    trip_store *s = atomic_load(&b->store);
-    for (int i = 0; s && i < p->n; i++) {
-        trip_transition_row row = trip__transition_row(&p->t[i], b->store_id);
-        trip__store_push_transition(s, &row);
+    const trip__store_link *l = atomic_load(&b->link);
+    for (int i = 0; l && i < p->n; i++) {
+        trip_transition_row row = trip__transition_row(&p->t[i], l->id);
+        trip__store_push_transition(l->s, &row);
     }
     trip__listener ls[TRIP_MAX_LISTENERS_];
     int n = trip_copy_listeners_(b, ls);

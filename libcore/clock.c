@@ -33,6 +33,13 @@ trip_clock_manual_new(int64_t start_ns, int64_t wall_offset_ns,
                           "trip_clock_manual_new: start_ns must be in "
                           "[0, 2^62], got %lld",
                           (long long)start_ns);
+    /* the engine adds the offset to times up to 2^62: the sum must fit */
+    if (wall_offset_ns < -TRIP__TIME_MAX_NS ||
+        wall_offset_ns >= TRIP__TIME_MAX_NS)
+        return trip__fail(TRIP_EINVAL,
+                          "trip_clock_manual_new: wall_offset_ns must be in "
+                          "[-2^62, 2^62), got %lld",
+                          (long long)wall_offset_ns);
     trip_clock *c = trip__calloc(1, sizeof *c);
     if (c == NULL)
         return trip__fail(TRIP_ENOMEM, "trip_clock_manual_new: out of memory");

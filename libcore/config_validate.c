@@ -171,8 +171,11 @@ trip_validate_issue9_(const trip_config *c, trip_vctx_ *v)
                         "must be -1 none, 0 critical, 1 high, 2 medium or "
                         "3 low"));
     CHECK_(trip_vfrac_(v, "probe_priority_share", c->probe_priority_share, 0));
-    CHECK_(trip_vrange_(v, "limit_rate", c->limit_rate, 0, 1e9,
-                        "must be in [0, 1e9] calls/s (0 = off)"));
+    if (!(c->limit_rate == 0 ||
+          (c->limit_rate >= 1e-6 && c->limit_rate <= 1e9)))
+        return trip_vfail_(v, "limit_rate",
+                           "must be 0 (off) or in [1e-6, 1e9] calls/s",
+                           c->limit_rate);
     CHECK_(trip_vrange_(v, "limit_burst", c->limit_burst, 0, 1e9,
                         "must be in [0, 1e9] calls (0 = one second)"));
     if (c->limit_adaptive != 0 && c->limit_adaptive != 1)

@@ -63,11 +63,15 @@ trip_opts_check_(const trip_store_opts *o)
                           o->sample_mode);
     if (o->sample_mode == TRIP_SAMPLE_ONE_IN_N && o->sample_n < 1)
         return trip__fail(TRIP_EINVAL, "store option sample_n must be >= 1");
-    if (!(o->retention_days >= 0) || !(o->rollup_retention_days >= 0) ||
-        isinf(o->retention_days) || isinf(o->rollup_retention_days))
+    /* bounded so that the cutoff, days in ns before the newest row, stays
+     * far inside int64 (106,000 days overflowed it) */
+    if (!(o->retention_days >= 0 && o->retention_days <= 36500) ||
+        !(o->rollup_retention_days >= 0 && o->rollup_retention_days <= 36500))
         return trip__fail(TRIP_EINVAL,
                           "store options retention_days and "
-                          "rollup_retention_days must be finite and >= 0");
+                          "rollup_retention_days must be in [0, 36500] "
+                          "(0 keeps everything), got %g and %g",
+                          o->retention_days, o->rollup_retention_days);
     return TRIP_OK;
 }
 

@@ -128,29 +128,45 @@ static const trip_query_ trip_q_baselines_ = {
     sizeof(trip_baseline_row),
     trip_fill_baseline_};
 
-/* The connection reads use, locked; release with trip_reader_done_. */
+/* A writable file store reads through its own connection (rdb, under
+ * rdb_mu); a read-only or :memory: store through its one connection (db,
+ * under db_mu). Decided by how the store was opened, never by whether rdb
+ * is set: a reconnect closes and reopens both under both mutexes, and a
+ * reader that chose by the pointer could lock one mutex and use (then
+ * unlock) the other. */
+static pthread_mutex_t *
+trip_reader_mu_(trip_store *s)
+{
+    return s->memory || s->opts.read_only ? &s->db_mu : &s->rdb_mu;
+}
+
+/* The connection reads use, locked (release with trip_reader_done_); NULL
+ * when a reconnect failed and left the store without one. */
 static sqlite3 *
 trip_reader_(trip_store *s)
 {
-    pthread_mutex_t *mu = s->rdb ? &s->rdb_mu : &s->db_mu;
-    pthread_mutex_lock(mu);
-    return s->rdb ? s->rdb : s->db;
+    pthread_mutex_lock(trip_reader_mu_(s));
+    return s->memory || s->opts.read_only ? s->db : s->rdb;
 }
 
 static void
 trip_reader_done_(trip_store *s)
 {
-    pthread_mutex_unlock(s->rdb ? &s->rdb_mu : &s->db_mu);
+    pthread_mutex_unlock(trip_reader_mu_(s));
 }
 
 static int
 trip_read_fail_(sqlite3 *db, trip_store *s, int rc, const char *what)
 {
     int st = trip__sqlite_status(rc);
-    if (st == TRIP_OK)
+    if (st == TRIP_OK || db == NULL)
         st = TRIP_ESTORE;
     return trip__fail(st, "cannot read %s from history %s: %s", what, s->path,
-                      sqlite3_errmsg(db));
+                      db != NULL
+                          ? sqlite3_errmsg(db)
+                          : "it is not open (it was deleted or replaced, "
+                            "and opening it again failed; the writer "
+                            "keeps trying)");
 }
 
 /* Statement k of the cache, prepared from sql on the reader connection
@@ -164,6 +180,8 @@ trip_cached_(trip_store *s, sqlite3 *db, int k, const char *sql,
     *st = s->reads[k];
     if (*st != NULL)
         return SQLITE_OK;
+    if (db == NULL)
+        return SQLITE_CANTOPEN; /* no connection: trip_read_fail_ says why */
     int rc =
         sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
     if (rc == SQLITE_OK)

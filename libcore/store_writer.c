@@ -410,13 +410,18 @@ trip_failed_(trip_writer_ *w, int rc)
 }
 
 /* A deleted or replaced file would swallow every later row unseen: check
- * before each round and open the path again if so. db_mu held. */
+ * before each round and open the path again if so; after an attempt that
+ * failed (no connection), try again at each round, as the backoff allows.
+ * db_mu held. */
 static int
 trip_check_moved_(trip_writer_ *w)
 {
     trip_store *s = w->s;
     int moved = 0;
-    if (s->memory || s->db == NULL ||
+    if (!s->memory && (s->db == NULL || s->rdb == NULL))
+        return trip__store_reconnect(s) == TRIP_OK ? SQLITE_OK
+                                                   : SQLITE_CANTOPEN;
+    if (s->memory ||
         (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) ==
              SQLITE_OK &&
          !moved))

@@ -35,9 +35,10 @@ TRIP_API trip_clock *trip_clock_system(void);
  * Create a manual clock.
  *
  * @param start_ns   initial monotonic reading, nanoseconds.
- * @param wall_offset_ns  wall = monotonic + wall_offset_ns.
+ * @param wall_offset_ns  wall = monotonic + wall_offset_ns; in [-2^62, 2^62).
  * @param out        receives the clock; set to NULL on failure.
- * @return TRIP_OK, TRIP_EINVAL (out is NULL, start_ns < 0 or > 2^62),
+ * @return TRIP_OK, TRIP_EINVAL (out is NULL, start_ns < 0 or > 2^62, the
+ *         offset out of range),
  *         TRIP_ENOMEM.
  * Thread-safety: safe from any thread.
  */

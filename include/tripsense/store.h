@@ -30,8 +30,10 @@ typedef struct trip_store_opts {
     int64_t busy_timeout_ms;   /* wait on another process's lock; 5000 */
     int sample_mode;           /* trip_sample_mode; ALL */
     uint32_t sample_n;         /* for ONE_IN_N; 10 */
-    double retention_days;     /* raw outcomes older are deleted; 7; 0 keeps */
-    double rollup_retention_days; /* rollups older are deleted; 400; 0 keeps */
+    double retention_days;     /* raw outcomes older are deleted; 7; 0 keeps;
+                                   at most 36500 */
+    double rollup_retention_days; /* rollups older are deleted; 400; 0 keeps;
+                                     at most 36500 */
     int record_rejections;        /* also write a row per refused call; 0 */
     int read_only;                /* open for reading only (analysis); 0 */
     const char *vfs;              /* SQLite VFS name; NULL for the default.

@@ -302,6 +302,24 @@ test_breaker_stalled_probe_reopens(void **state)
     assert_int_equal(call(f, TRIP_SUCCESS, 0.01), TRIP_PASS);
     assert_int_equal(trip_breaker_state(f->b), TRIP_CLOSED);
     destroy(f);
+    /* a probe recorded twice gives back one slot, not two: the count
+     * never wraps into the period's tag (which refused every call after) */
+    c.half_open_successes = 3;
+    f = make(&c);
+    for (int i = 0; i < 3; i++)
+        call(f, TRIP_FAILURE, 0.01);
+    trip_clock_advance(f->clk, 5 * TEST_S_);
+    assert_int_equal(trip_allow(f->b, &t1), TRIP_PASS);
+    assert_int_equal(trip_record(f->b, &t1, TRIP_SUCCESS), TRIP_OK);
+    assert_int_equal(trip_record(f->b, &t1, TRIP_SUCCESS), TRIP_OK);
+    assert_int_equal(trip_snapshot_get(f->b, &s), TRIP_OK);
+    assert_int_equal(s.half_open_in_flight, 0);
+    assert_int_equal(s.half_open_successes, 1);
+    assert_int_equal(call(f, TRIP_SUCCESS, 0.01), TRIP_PASS);
+    assert_int_equal(call(f, TRIP_SUCCESS, 0.01), TRIP_PASS);
+    assert_int_equal(trip_breaker_state(f->b), TRIP_CLOSED);
+    destroy(f);
+    c.half_open_successes = 2;
     /* 0: the slot waits for its caller however long that takes */
     c.half_open_max_ns = 0;
     f = make(&c);
@@ -731,12 +749,28 @@ test_breaker_reconfigure(void **state)
     call(f, TRIP_FAILURE, 0.01);
     call(f, TRIP_FAILURE, 0.01);
     assert_int_equal(trip_breaker_state(f->b), TRIP_OPEN);
+    destroy(f);
+    /* windows of the same shape keep their counts: a change of open_ns
+     * between failures does not forget the ones counted */
+    plain_config(&c);
+    c.failure_rate = 0.5;
+    c.min_calls = 20;
+    f = make(&c);
+    for (int i = 0; i < 15; i++)
+        call(f, TRIP_FAILURE, 0.01);
+    c.open_ns = 7 * TEST_S_;
+    assert_int_equal(trip_breaker_reconfigure(f->b, &c), TRIP_OK);
+    for (int i = 0; i < 5; i++)
+        call(f, TRIP_FAILURE, 0.01);
+    trip_clock_advance(f->clk, 1 * TEST_S_);
+    call(f, TRIP_FAILURE, 0.01); /* rolls the bucket: the rule judges */
+    assert_int_equal(trip_breaker_state(f->b), TRIP_OPEN);
     c.failure_rate = 2.0;
     assert_int_equal(trip_breaker_reconfigure(f->b, &c), TRIP_EINVAL);
     assert_non_null(strstr(trip_errmsg(), "failure_rate"));
     trip_config got;
     trip_breaker_config(f->b, &got);
-    assert_int_equal(got.consecutive_failures, 2);
+    assert_int_equal(got.open_ns, 7 * TEST_S_);
     destroy(f);
 }
 

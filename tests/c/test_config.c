@@ -51,6 +51,7 @@ test_config_validation_names_the_field(void **state)
         {"half_open_probes", 0},
         {"half_open_successes", 0},
         {"half_open_max_ns", -1},
+        {"limit_rate", 1e-8},
         {"half_open_max_ns", 2 * 86400e9},
         {"ramp_start_fraction", 0},
         {"adaptive", 2},
@@ -176,6 +177,10 @@ test_config_clock(void **state)
     (void)state;
     trip_clock *c;
     assert_int_equal(trip_clock_manual_new(-1, 0, &c), TRIP_EINVAL);
+    /* the engine adds the offset to times up to 2^62 */
+    assert_int_equal(trip_clock_manual_new(0, INT64_MAX - 10, &c), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "wall_offset_ns"));
+    assert_int_equal(trip_clock_manual_new(0, INT64_MIN, &c), TRIP_EINVAL);
     assert_int_equal(trip_clock_manual_new(100, 5, &c), TRIP_OK);
     assert_int_equal(trip_clock_now(c), 100);
     assert_int_equal(trip_clock_wall(c), 105);

@@ -322,6 +322,56 @@ test_extras_dependency_bad_input(void **state)
     trip_breaker_free(a);
 }
 
+/* A cycle through 70 breakers is refused like a short one (the search
+ * stopped at depth 64 and let it through; with dependency_action OPEN
+ * every breaker of it then waited for the others, for good), and a layered
+ * graph where each breaker needs every one of the layer below is searched
+ * once per breaker, not once per path (2^40 paths here). */
+static void
+test_extras_long_dependency_cycle_refused(void **state)
+{
+    (void)state;
+    trip_config c;
+    plain(&c);
+    enum { N = 70 };
+    trip_breaker *b[N];
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "chain%d", i);
+        b[i] = make(name, &c);
+    }
+    for (int i = 0; i + 1 < N; i++)
+        assert_int_equal(trip_breaker_add_dependency(b[i], b[i + 1]), TRIP_OK);
+    assert_int_equal(trip_breaker_add_dependency(b[N - 1], b[0]), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "dependency cycle: chain69 -> "
+                                          "chain0 -> chain1"));
+    assert_non_null(strstr(trip_errmsg(), "(70 breakers)"));
+    for (int i = 0; i < N; i++)
+        trip_breaker_free(b[i]);
+    /* 41 layers of 2: a -> {x, y} at each level */
+    enum { L = 41 };
+    trip_breaker *g[L][2];
+    for (int i = 0; i < L; i++)
+        for (int k = 0; k < 2; k++) {
+            snprintf(name, sizeof name, "layer%d.%d", i, k);
+            g[i][k] = make(name, &c);
+        }
+    for (int i = 0; i + 1 < L; i++)
+        for (int k = 0; k < 2; k++)
+            for (int j = 0; j < 2; j++)
+                assert_int_equal(
+                    trip_breaker_add_dependency(g[i][k], g[i + 1][j]), TRIP_OK);
+    trip_breaker *top = make("top", &c);
+    assert_int_equal(trip_breaker_add_dependency(top, g[0][0]), TRIP_OK);
+    /* the bottom needing top closes a cycle found through the lattice */
+    assert_int_equal(trip_breaker_add_dependency(g[L - 1][1], top),
+                     TRIP_EINVAL);
+    for (int i = 0; i < L; i++)
+        for (int k = 0; k < 2; k++)
+            trip_breaker_free(g[i][k]);
+    trip_breaker_free(top);
+}
+
 static void
 test_extras_weighted_errors(void **state)
 {
@@ -467,6 +517,8 @@ main(void)
                                   teardown),
         cmocka_unit_test_teardown(test_extras_dependencies, teardown),
         cmocka_unit_test_teardown(test_extras_dependency_bad_input, teardown),
+        cmocka_unit_test_teardown(test_extras_long_dependency_cycle_refused,
+                                  teardown),
         cmocka_unit_test_teardown(test_extras_weighted_errors, teardown),
         cmocka_unit_test_teardown(test_extras_health_signal_threshold,
                                   teardown),

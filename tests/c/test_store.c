@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "test_files.h"
@@ -420,6 +421,9 @@ test_store_bad_input(void **state)
     o.retention_days = NAN;
     assert_int_equal(trip_store_open(":memory:", &o, &s), TRIP_EINVAL);
     assert_non_null(strstr(trip_errmsg(), "retention_days"));
+    o.retention_days = 1e6; /* its cutoff in ns would overflow int64 */
+    assert_int_equal(trip_store_open(":memory:", &o, &s), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "36500"));
     trip_store_opts_init(&o);
     o.synchronous = 3;
     assert_int_equal(trip_store_open(":memory:", &o, &s), TRIP_EINVAL);
@@ -687,6 +691,117 @@ test_store_deleted_file_is_recreated(void **state)
     unlink(path);
 }
 
+/* The file and its directory deleted: opening the path again fails, and
+ * the writer keeps trying at each round (it tried once and then wrote on
+ * no connection for good); reads say the history is not open. Once the
+ * directory is back, the next flush recreates the file with the rows
+ * held. */
+static void
+test_store_reopen_retried_after_it_failed(void **state)
+{
+    (void)state;
+    char dir[256], path[300];
+    snprintf(dir, sizeof dir, "/tmp/tripsense-reopen-%d", (int)getpid());
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/h.db", dir);
+    test_rm_db(path);
+    trip_config cfg;
+    quiet_config(&cfg);
+    env *e = env_new(path, NULL, &cfg);
+    for (int i = 0; i < 10; i++) {
+        trip_clock_advance(e->clk, 10 * TEST_MS_);
+        call(e, TRIP_SUCCESS, 0.002);
+    }
+    assert_int_equal(trip_store_flush(e->s), TRIP_OK);
+    test_rm_db(path);
+    assert_int_equal(rmdir(dir), 0);
+    for (int i = 0; i < 20; i++) {
+        trip_clock_advance(e->clk, 10 * TEST_MS_);
+        assert_int_equal(call(e, TRIP_SUCCESS, 0.002), TRIP_PASS);
+    }
+    assert_true(trip_store_flush(e->s) < 0);
+    assert_true(trip_store_flush(e->s) < 0); /* still failing, not wedged */
+    int64_t n = 0;
+    assert_int_equal(trip_store_count(e->s, 0, -1, 0, INT64_MAX, &n),
+                     TRIP_ESTORE);
+    assert_non_null(strstr(trip_errmsg(), "not open"));
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(trip_store_flush(e->s), TRIP_OK);
+    assert_int_equal(access(path, F_OK), 0);
+    assert_int_equal(trip_store_count(e->s, 0, -1, 0, INT64_MAX, &n), TRIP_OK);
+    assert_int_equal(n, 20);
+    env_free(e);
+    test_rm_db(path);
+    rmdir(dir);
+}
+
+/* Calls while another thread attaches and detaches the breaker: every row
+ * carries the id of the store it goes to (the store and the id were
+ * published apart, and a call between them pushed rows of id -1, which
+ * the writer retried for ever, blocking every later row). */
+typedef struct flip_ {
+    trip_breaker *b;
+    trip_store *s;
+    atomic_int stop;
+} flip_;
+
+static void *
+flip_main_(void *p)
+{
+    flip_ *f = p;
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(trip_breaker_attach(f->b, f->s), TRIP_OK);
+        assert_int_equal(trip_breaker_attach(f->b, NULL), TRIP_OK);
+    }
+    atomic_store(&f->stop, 1);
+    return NULL;
+}
+
+static void
+test_store_calls_during_attach_and_detach(void **state)
+{
+    (void)state;
+    char path[256];
+    test_db_path(path, sizeof path, "flip");
+    trip_store *s = NULL;
+    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
+    trip_config cfg;
+    quiet_config(&cfg);
+    cfg.consecutive_failures = 0;
+    trip_breaker *b = NULL, *other = NULL;
+    assert_int_equal(trip_breaker_new("flip", &cfg, NULL, &b), TRIP_OK);
+    assert_int_equal(trip_breaker_new("steady", &cfg, NULL, &other), TRIP_OK);
+    assert_int_equal(trip_breaker_attach(other, s), TRIP_OK);
+    flip_ f = {b, s, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, flip_main_, &f), 0);
+    while (!atomic_load(&f.stop)) {
+        trip_ticket t;
+        if (trip_allow(b, &t) == TRIP_PASS)
+            trip_record(b, &t, TRIP_FAILURE);
+    }
+    pthread_join(th, NULL);
+    for (int i = 0; i < 100; i++) {
+        trip_ticket t;
+        assert_int_equal(trip_allow(other, &t), TRIP_PASS);
+        assert_int_equal(trip_record(other, &t, TRIP_SUCCESS), TRIP_OK);
+    }
+    assert_int_equal(trip_store_flush(s), TRIP_OK);
+    int id = -1;
+    int64_t n = 0;
+    assert_int_equal(trip_store_breaker_id(s, "steady", &id), TRIP_OK);
+    assert_int_equal(trip_store_count(s, 0, id, INT64_MIN, INT64_MAX, &n),
+                     TRIP_OK);
+    assert_int_equal(n, 100);
+    trip_store_status st;
+    assert_int_equal(trip_store_status_get(s, &st), TRIP_OK);
+    assert_int_equal(st.write_errors, 0);
+    trip_breaker_free(b);
+    trip_breaker_free(other);
+    assert_int_equal(trip_store_close(s), TRIP_OK);
+    test_rm_db(path);
+}
+
 static void
 test_store_sampling_keeps_failures_and_slow_calls(void **state)
 {
@@ -830,6 +945,8 @@ main(void)
         cmocka_unit_test(test_store_attach_does_not_block_calls),
         cmocka_unit_test(test_store_read_only_refuses_attach),
         cmocka_unit_test(test_store_deleted_file_is_recreated),
+        cmocka_unit_test(test_store_reopen_retried_after_it_failed),
+        cmocka_unit_test(test_store_calls_during_attach_and_detach),
         cmocka_unit_test(test_store_sampling_keeps_failures_and_slow_calls),
         cmocka_unit_test(test_store_rollups_count_late_results),
         cmocka_unit_test(test_store_rollups_split_by_minute),
