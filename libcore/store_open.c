@@ -355,6 +355,20 @@ trip_store_round_(trip_store *s, int stop)
     pthread_mutex_unlock(&s->w_mu);
 }
 
+/* The store's status as this call's result, its message as the thread's
+ * (status.h: every error return leaves one). */
+static int
+trip_store_result_(trip_store *s, int st)
+{
+    if (st >= 0)
+        return st;
+    char msg[sizeof s->message];
+    pthread_mutex_lock(&s->msg_mu);
+    memcpy(msg, s->message, sizeof msg);
+    pthread_mutex_unlock(&s->msg_mu);
+    return trip__fail(st, "%s", msg[0] ? msg : trip_strerror(st));
+}
+
 int
 trip_store_flush(trip_store *s)
 {
@@ -363,7 +377,7 @@ trip_store_flush(trip_store *s)
     if (!s->thread_started)
         return TRIP_OK;
     trip_store_round_(s, 0);
-    return atomic_load(&s->status);
+    return trip_store_result_(s, atomic_load(&s->status));
 }
 
 int
@@ -375,7 +389,7 @@ trip_store_close(trip_store *s)
         trip_store_round_(s, 1);
         pthread_join(s->thread, NULL);
     }
-    int st = atomic_load(&s->status);
+    int st = trip_store_result_(s, atomic_load(&s->status));
     trip_store_destroy_(s);
     return st;
 }

@@ -720,6 +720,7 @@ test_store_reopen_retried_after_it_failed(void **state)
         assert_int_equal(call(e, TRIP_SUCCESS, 0.002), TRIP_PASS);
     }
     assert_true(trip_store_flush(e->s) < 0);
+    assert_non_null(strstr(trip_errmsg(), "h.db")); /* the store's message */
     assert_true(trip_store_flush(e->s) < 0); /* still failing, not wedged */
     int64_t n = 0;
     assert_int_equal(trip_store_count(e->s, 0, -1, 0, INT64_MAX, &n),
