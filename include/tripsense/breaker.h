@@ -240,9 +240,11 @@ TRIP_API int trip_record_latency(trip_breaker *b, const trip_ticket *ticket,
 
 /**
  * Complete a call with an error weight: a failure or timeout counts
- * `weight` failures in the failure-rate rule (a critical error may count 2,
- * a retryable one 0.5). Successes and ignored calls ignore the weight. The
- * weight is written with the outcome row of the history.
+ * `weight` failures in the failure-rate rule over a time window (a
+ * critical error may count 2, a retryable one 0.5); a count window
+ * (window_kind COUNT) counts each failure once. Successes and ignored
+ * calls ignore the weight. The weight is written with the outcome row of
+ * the history.
  *
  * @param latency_s  as trip_record_latency(); a negative value means "time
  *                   since the ticket was issued".
