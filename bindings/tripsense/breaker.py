@@ -349,12 +349,7 @@ class _Guard:
         b = self._b
         if t is None:
             raise TripsenseError(f"breaker {b._name!r}: exit without enter")
-        if e is None:
-            _record(b._b, t, SUCCESS)
-        else:
-            b._record_exc(t, e)
-        _give(t)
-        return False
+        return b._finish(t, e)
 
     async def __aenter__(self) -> "Breaker":
         return self.__enter__()
@@ -1244,6 +1239,11 @@ class Breaker:
             raise self._no_block_error()
         t, rest = top
         cv.set(rest)
+        return self._finish(t, e)
+
+    def _finish(self, t: Any, e: Optional[BaseException]) -> bool:
+        """Record a block's ticket t by how it ended (e: its exception or
+        None) and give the buffer back; False: the exception goes on."""
         if e is None:
             _record(self._b, t, SUCCESS)
         else:
