@@ -13,10 +13,12 @@
  * Aggregates of a span of time (one bucket, the short or the long window),
  * as the engine hands them to the detectors. hist has TRIP_HIST_BINS
  * entries summing to hist_total (the non-ignored calls with a latency).
- * The engine keeps per-bucket histograms for the short window only, so all
- * three windows given to trip__adaptive_evaluate() point at the SHORT
- * window's histogram: latency is judged over the short window; counts
- * (calls, failures, ...) are each window's own.
+ * The engine keeps per-bucket histograms for the short window only: the
+ * bucket and the short window point at the short window's histogram (the
+ * percentile rule judges it at every roll); the long window points at the
+ * histogram of the calls since the last judgement (the period's), which
+ * the anomaly rules judge and the baseline learns. Counts (calls,
+ * failures, ...) are each window's own.
  */
 typedef struct trip__window {
     int64_t calls; /* successes + failures + timeouts (not ignored) */

@@ -115,7 +115,7 @@ typedef struct trip__baseline {
     double half_life_ns;
     uint32_t min_samples;
     int logq_metric;        /* TRIP_BM_LOGP95, _LOGP99 or _LOGQ */
-    double logq_value;      /* the quantile behind TRIP_BM_LOGQ */
+    double logq_value;      /* the quantile the TRIP_BM_LOGQ cells hold */
     int64_t obs_period_ns;  /* time between observations */
     int64_t last_auto_hour; /* when AUTO was last decided */
     double auto_eta2;       /* last AUTO statistic (largest eta^2) */

@@ -70,9 +70,10 @@ trip__baseline_configure(trip__baseline *b, const trip_config *cfg)
     b->min_samples = cfg->baseline_min_samples;
     b->obs_period_ns = (int64_t)cfg->long_window_buckets * cfg->bucket_ns;
     int metric = trip_logq_metric_(cfg->latency_quantile);
-    if (metric == TRIP_BM_LOGQ && b->logq_metric == TRIP_BM_LOGQ &&
-        b->logq_value != cfg->latency_quantile) {
-        /* a different quantile: what was learned for the old one is moot */
+    if (metric == TRIP_BM_LOGQ && b->logq_value != cfg->latency_quantile) {
+        /* a different quantile than the cells hold (whatever came between:
+         * 0.9, then 0.95 (a metric of its own), then 0.5 left p90 cells
+         * judging the p50): what was learned for the old one is moot */
         b->global.m[TRIP_BM_LOGQ] = (trip__ewstat){0};
         b->global.m[TRIP_BM_INVN_Q] = (trip__ewstat){0};
         for (int i = 0; i < TRIP_HOD_; i++)
@@ -83,7 +84,8 @@ trip__baseline_configure(trip__baseline *b, const trip_config *cfg)
                 (trip__ewstat){0};
     }
     b->logq_metric = metric;
-    b->logq_value = cfg->latency_quantile;
+    if (metric == TRIP_BM_LOGQ)
+        b->logq_value = cfg->latency_quantile;
     if (cfg->seasonality != TRIP_SEASON_AUTO)
         b->mode = cfg->seasonality;
     else if (was != TRIP_SEASON_AUTO)
@@ -287,7 +289,7 @@ trip__baseline_auto(trip__baseline *b)
 size_t
 trip__baseline_export_max(void)
 {
-    return (size_t)(1 + TRIP_HOW_) * TRIP_BM_COUNT_;
+    return (size_t)(1 + TRIP_HOW_ + TRIP_HOD_) * TRIP_BM_COUNT_;
 }
 
 static size_t
@@ -319,6 +321,12 @@ trip__baseline_export(const trip__baseline *b, int breaker_id, int64_t now_ns,
     } else if (b->configured != TRIP_SEASON_NONE) {
         for (int i = 0; i < TRIP_HOW_; i++)
             n = trip_export_cell_(&b->how[i], breaker_id, i, rows, n, cap);
+        /* the hour-of-day cells too, as buckets 168..191: the sequential
+         * test waits for them, so a restart that lost them left it off
+         * for up to a day */
+        for (int i = 0; i < TRIP_HOD_; i++)
+            n = trip_export_cell_(&b->hod[i], breaker_id, TRIP_HOW_ + i, rows,
+                                  n, cap);
     }
     return n;
 }
@@ -356,16 +364,22 @@ trip_import_check_(const trip_baseline_row *r, size_t i)
                           "baseline row %zu: metric %d is not "
                           "in [0, %d]",
                           i, r->metric, TRIP_BM_COUNT_ - 1);
-    if (r->bucket < -1 || r->bucket >= TRIP_HOW_)
+    if (r->bucket < -1 || r->bucket >= TRIP_HOW_ + TRIP_HOD_)
         return trip__fail(TRIP_EINVAL,
                           "baseline row %zu: bucket %d is not "
-                          "in [-1, 167]",
+                          "in [-1, 191]",
                           i, r->bucket);
     if (!isfinite(r->mean) || !isfinite(r->var) || r->var < 0 || r->n < 0)
         return trip__fail(TRIP_EINVAL,
                           "baseline row %zu: mean %g, var %g, "
                           "n %lld must be finite and var, n >= 0",
                           i, r->mean, r->var, (long long)r->n);
+    /* the EWMA's decay subtracts it from the time of the next update */
+    if (r->updated_ns < 0 || r->updated_ns > TRIP__TIME_MAX_NS)
+        return trip__fail(TRIP_EINVAL,
+                          "baseline row %zu: updated_ns %lld is not in "
+                          "[0, 2^62]",
+                          i, (long long)r->updated_ns);
     return TRIP_OK;
 }
 
@@ -380,13 +394,16 @@ trip__baseline_import(trip__baseline *b, const trip_baseline_row *rows,
         int rc = trip_import_check_(&rows[i], i);
         if (rc != TRIP_OK)
             return rc;
-        if (rows[i].bucket >= TRIP_HOD_)
+        if (rows[i].bucket >= TRIP_HOD_ && rows[i].bucket < TRIP_HOW_)
             hod = 0; /* hour-of-week rows, whatever the config says now */
     }
     for (size_t i = 0; i < n; i++) {
         const trip_baseline_row *r = &rows[i];
         if (r->bucket < 0)
             trip_import_stat_(&b->global.m[r->metric], r, trip_wmax_(b, 0));
+        else if (r->bucket >= TRIP_HOW_)
+            trip_import_stat_(&b->hod[r->bucket - TRIP_HOW_].m[r->metric], r,
+                              trip_wmax_(b, TRIP_DAY_NS_));
         else if (hod)
             trip_import_stat_(&b->hod[r->bucket].m[r->metric], r,
                               trip_wmax_(b, TRIP_DAY_NS_));

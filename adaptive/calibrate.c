@@ -123,16 +123,21 @@ trip_cal_replay_(const trip_config *cfg, const trip_event *ev, size_t n,
     if (rc == TRIP_OK) {
         b->eval_hook = trip_cal_eval_;
         b->eval_hook_user = r;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < n && rc == TRIP_OK; i++) {
             if (r->stop_after >= 0 && r->trips > r->stop_after)
                 break;
-            trip_clock_set(clk, ev[i].wall_ns);
+            /* the events were checked as replay checks them: a status
+             * here is a bug to report, not a call to skip quietly */
+            rc = trip_clock_set(clk, ev[i].wall_ns);
             trip_ticket t;
-            int d = trip_allow_priority(b, &t, ev[i].priority);
+            int d =
+                rc == TRIP_OK ? trip_allow_priority(b, &t, ev[i].priority) : rc;
             if (d == TRIP_PASS)
-                trip_record_latency(b, &t, ev[i].outcome, ev[i].latency_s);
-            else
+                rc = trip_record_latency(b, &t, ev[i].outcome, ev[i].latency_s);
+            else if (d >= 0)
                 r->rejected++;
+            else
+                rc = d;
         }
     }
     trip_breaker_free(b);
@@ -283,20 +288,26 @@ trip_cal_check_(const trip_event *ev, size_t n, double budget,
                           budget);
     for (size_t i = 0; i < n; i++) {
         const trip_event *e = &ev[i];
-        if (e->wall_ns < 0 || (i > 0 && e->wall_ns < ev[i - 1].wall_ns))
+        /* as trip_replay checks them: a time past 2^62 made the history
+         * span thousands of weeks, and a latency over a year was admitted
+         * and never recorded */
+        if (e->wall_ns < 0 || e->wall_ns > TRIP__TIME_MAX_NS ||
+            (i > 0 && e->wall_ns < ev[i - 1].wall_ns))
             return trip__fail(TRIP_EINVAL,
                               "trip_calibrate: event %zu: time "
-                              "%lld is negative or before the previous "
-                              "event",
+                              "%lld is negative, past 2^62 ns or before "
+                              "the previous event",
                               i, (long long)e->wall_ns);
         if (!isfinite(e->latency_s) || e->latency_s < 0 ||
-            e->outcome < TRIP_SUCCESS || e->outcome > TRIP_IGNORED ||
-            e->priority < 0 || e->priority > 255)
-            return trip__fail(TRIP_EINVAL,
-                              "trip_calibrate: event %zu: "
-                              "latency %g, outcome %d or priority %d is "
-                              "invalid",
-                              i, e->latency_s, e->outcome, e->priority);
+            e->latency_s > 86400.0 * 365 || e->outcome < TRIP_SUCCESS ||
+            e->outcome > TRIP_IGNORED || e->priority < 0 || e->priority > 255)
+            return trip__fail(
+                TRIP_EINVAL,
+                "trip_calibrate: event %zu: "
+                "latency %g (seconds, 0 to 1 year), outcome %d or "
+                "priority %d (0..255) is "
+                "invalid",
+                i, e->latency_s, e->outcome, e->priority);
     }
     if (ev[n - 1].wall_ns == ev[0].wall_ns)
         return trip__fail(TRIP_EINVAL,
@@ -369,7 +380,10 @@ trip_calibrate(const trip_config *base, const trip_event *events, size_t n,
     memset(c.solo, 0xff, sizeof c.solo); /* -1: not replayed yet */
     double weeks = (double)(events[n - 1].wall_ns - events[0].wall_ns) /
                    (double)TRIP_WEEK_NS_;
-    int64_t allowed = (int64_t)floor(budget_per_week * weeks + 1e-9);
+    /* a budget beyond any count of trips allows them all (the cast of a
+     * larger double is undefined) */
+    double allow_d = floor(budget_per_week * weeks + 1e-9);
+    int64_t allowed = allow_d < 1e15 ? (int64_t)allow_d : (int64_t)1e15;
     int off[TRIP_CAL_FAMILIES_] = {TRIP_CAL_OFF_, TRIP_CAL_OFF_, TRIP_CAL_OFF_};
     trip_cal_run_ r;
     trip_config chosen;

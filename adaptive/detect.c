@@ -85,6 +85,13 @@ trip_detect_check_data_(const trip_detect_opts *o, const int64_t *t,
                               "detect: time %zu (%lld) is "
                               "before time %zu",
                               i, (long long)t[i], i - 1);
+        /* the baseline squares differences of values: above 1e150 they
+         * overflow, and one such point made every later score NaN */
+        if (isfinite(v[i]) && fabs(v[i]) > 1e150)
+            return trip__fail(TRIP_EINVAL,
+                              "detect: value %zu is %g: values must be "
+                              "within +-1e150",
+                              i, v[i]);
         if (o->log_transform && !(v[i] > 0) && !isnan(v[i]))
             return trip__fail(TRIP_EINVAL,
                               "detect: value %zu is %g: "

@@ -42,6 +42,10 @@ trip_breaker_check_args_(const char *name, trip_breaker **out)
     if (strlen(name) > 127)
         return trip__fail(TRIP_EINVAL, "trip_breaker_new: name is longer "
                                        "than 127 bytes");
+    if (!trip__utf8_valid(name))
+        return trip__fail(TRIP_EINVAL, "trip_breaker_new: name is not valid "
+                                       "UTF-8 (health JSON and Prometheus "
+                                       "text need it)");
     return TRIP_OK;
 }
 

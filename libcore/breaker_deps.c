@@ -268,6 +268,8 @@ trip_breaker_add_signal(trip_breaker *b, const char *name, double threshold,
                                        "argument");
     if (name[0] == '\0' || strlen(name) > 31)
         return trip__fail(TRIP_EINVAL, "signal name must be 1..31 bytes");
+    if (!trip__utf8_valid(name))
+        return trip__fail(TRIP_EINVAL, "signal name is not valid UTF-8");
     if (isnan(z) || z < 0 || duration_ns < 0 || (isnan(threshold) && z == 0))
         return trip__fail(TRIP_EINVAL,
                           "signal \"%s\": need z >= 0, "

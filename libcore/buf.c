@@ -80,3 +80,28 @@ trip__buf_finish(trip__buf *b, char **out)
     b->data = NULL;
     return TRIP_OK;
 }
+
+int
+trip__utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        int n = c < 0x80                 ? 0
+                : c >= 0xC2 && c <= 0xDF ? 1
+                : c >= 0xE0 && c <= 0xEF ? 2
+                : c >= 0xF0 && c <= 0xF4 ? 3
+                                         : -1;
+        if (n < 0)
+            return 0;
+        for (int k = 1; k <= n; k++)
+            if ((p[k] & 0xC0) != 0x80)
+                return 0;
+        /* overlong three- and four-byte forms, surrogates, past U+10FFFF */
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F) ||
+            (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
+            return 0;
+        p += n + 1;
+    }
+    return 1;
+}

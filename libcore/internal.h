@@ -66,6 +66,9 @@ typedef struct trip__buf {
 void trip__buf_printf(trip__buf *b, const char *fmt, ...) TRIP_PRINTF_(2, 3);
 /* Append s as a JSON string literal with escapes. */
 void trip__buf_json_str(trip__buf *b, const char *s);
+/* 1 if s is valid UTF-8 (names end up in JSON and Prometheus text, which
+ * require it), else 0. */
+int trip__utf8_valid(const char *s);
 /* Append a double as JSON (null for NaN/inf). */
 void trip__buf_json_num(trip__buf *b, double v);
 /* Hand the string to *out (TRIP_OK) or free it (TRIP_ENOMEM). */

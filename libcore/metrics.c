@@ -198,6 +198,19 @@ trip_prom_gauge_(trip__buf *o, const char *metric, trip_breaker *b, long long v)
     trip__buf_printf(o, "\"} %lld\n", v);
 }
 
+/* A sample value as the exposition format spells it: NaN, +Inf, -Inf
+ * (printf's "nan" is refused by strict parsers). */
+static void
+trip_prom_value_(trip__buf *o, double v)
+{
+    if (isnan(v))
+        trip__buf_printf(o, "NaN\n");
+    else if (isinf(v))
+        trip__buf_printf(o, "%cInf\n", v > 0 ? '+' : '-');
+    else
+        trip__buf_printf(o, "%.9g\n", v);
+}
+
 static void
 trip_prom_signals_(trip__buf *o, trip_breaker *b)
 {
@@ -209,7 +222,8 @@ trip_prom_signals_(trip__buf *o, trip_breaker *b)
         trip_label_(o, b->name);
         trip__buf_printf(o, "\",signal=\"");
         trip_label_(o, name);
-        trip__buf_printf(o, "\"} %.9g\n", v);
+        trip__buf_printf(o, "\"} ");
+        trip_prom_value_(o, v);
     }
     pthread_mutex_unlock(&b->mu);
 }

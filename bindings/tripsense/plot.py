@@ -249,7 +249,8 @@ def hour_of_week_band(index: Any, baselines: "pd.DataFrame", metric: str
 
     Returns (mean, sd) arrays aligned with ``index`` (NaN where no bucket
     was learned). Buckets 0..167 start on Monday 00:00 UTC; a table of 24
-    buckets is hour of day; bucket -1 is a global fallback.
+    buckets is hour of day; bucket -1 is a global fallback; the hour-of-day
+    cells saved beside hour-of-week ones (168..191) are not used here.
     """
     pd = _pd()
     b = baselines[baselines["metric"].astype(str) == metric]

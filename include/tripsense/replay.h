@@ -112,8 +112,8 @@ TRIP_API void trip_detect_opts_init(trip_detect_opts *o);
  *
  * @param flags  1 where the k-of-m rule fires.
  * @return TRIP_OK; TRIP_EINVAL (NULL inputs, negative, unsorted or
- *         past 2^62 ns times, bad options, non-positive values with
- *         log_transform); TRIP_ENOMEM.
+ *         past 2^62 ns times, bad options, finite values beyond
+ *         +-1e150, non-positive values with log_transform); TRIP_ENOMEM.
  * Thread-safety: safe.
  */
 TRIP_API int trip_detect(const trip_detect_opts *o, const int64_t *wall_ns,

@@ -757,10 +757,15 @@ test_adaptive_export_import_roundtrip(void **state)
     trip_baseline_row *rows = calloc(cap, sizeof *rows);
     assert_non_null(rows);
     size_t n = trip__adaptive_export(a, 7, t, rows, cap);
-    /* global + 3 hour-of-week cells, 7 metrics each: rate, 1/calls, the
+    /* global + 3 hour-of-week cells + the same 3 hours as hour-of-day
+     * cells (buckets 168 + hour), 7 metrics each: rate, 1/calls, the
      * rate's excess variance, log p95 and p99 and the 1/samples of each
      * (no extra quantile) */
-    assert_int_equal(n, 4 * 7);
+    assert_int_equal(n, 7 * 7);
+    int hod_rows = 0;
+    for (size_t i = 0; i < n; i++)
+        hod_rows += rows[i].bucket >= 168 && rows[i].bucket < 192;
+    assert_int_equal(hod_rows, 3 * 7);
     assert_int_equal(rows[0].bucket, -1);
     assert_int_equal(rows[0].breaker_id, 7);
     assert_int_equal(rows[0].n, 179);
@@ -768,6 +773,17 @@ test_adaptive_export_import_roundtrip(void **state)
     n = trip__adaptive_export(a, 7, t, rows, cap);
     trip__adaptive *b = new_adaptive(&cfg);
     assert_int_equal(trip__adaptive_import(b, rows, n), TRIP_OK);
+    /* every cell came back, the hour-of-day ones (which the sequential
+     * test waits for) included */
+    trip_baseline_row *again = calloc(cap, sizeof *again);
+    assert_non_null(again);
+    assert_int_equal(trip__adaptive_export(b, 7, t, again, cap), n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(again[i].bucket, rows[i].bucket);
+        assert_int_equal(again[i].n, rows[i].n);
+        assert_close(again[i].mean, rows[i].mean, 1e-12);
+    }
+    free(again);
     trip_eval e1, e2;
     sim_windows(&s, 100, 0.05, 0.03, 0.5);
     sim_eval(a, &cfg, &s, t + MIN_, 1, &e1, NULL);
@@ -781,6 +797,10 @@ test_adaptive_export_import_roundtrip(void **state)
     rows[1].metric = 1;
     rows[2].var = -1;
     assert_int_equal(trip__adaptive_import(b, rows, n), TRIP_EINVAL);
+    rows[2].var = 0;
+    rows[3].updated_ns = INT64_MIN; /* a damaged or foreign history */
+    assert_int_equal(trip__adaptive_import(b, rows, n), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "updated_ns"));
     free(rows);
     trip__adaptive_free(a);
     trip__adaptive_free(b);

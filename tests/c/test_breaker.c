@@ -718,6 +718,15 @@ test_breaker_bad_input(void **state)
     assert_int_equal(trip_breaker_new(NULL, &c, NULL, &b), TRIP_EINVAL);
     assert_int_equal(trip_breaker_new("", &c, NULL, &b), TRIP_EINVAL);
     assert_null(b);
+    /* names go into JSON and Prometheus text, which need UTF-8 */
+    assert_int_equal(trip_breaker_new("db\xff\xfe", &c, NULL, &b), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "UTF-8"));
+    assert_int_equal(trip_breaker_new("db\xed\xa0\x80", &c, NULL, &b),
+                     TRIP_EINVAL); /* a surrogate */
+    assert_int_equal(trip_breaker_new("zahlungs-dienst-\xc3\xbc", &c, NULL, &b),
+                     TRIP_OK);
+    trip_breaker_free(b);
+    b = NULL;
     c.window_buckets = 0;
     assert_int_equal(trip_breaker_new("x", &c, NULL, &b), TRIP_EINVAL);
     assert_non_null(strstr(trip_errmsg(), "window_buckets"));

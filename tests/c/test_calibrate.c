@@ -235,7 +235,19 @@ test_calibrate_bad_input(void **state)
     ev[6].outcome = 99;
     expect_einval(NULL, ev, 8, 1.0, &out, "event 6");
     ev[6].outcome = TRIP_SUCCESS;
+    /* checked as replay checks them (calibrate had taken both, and the
+     * time made the history span 12,439 weeks) */
+    ev[7].latency_s = 1e12;
+    expect_einval(NULL, ev, 8, 1.0, &out, "event 7");
+    ev[7].latency_s = 0.01;
+    ev[7].wall_ns = INT64_MAX;
+    expect_einval(NULL, ev, 8, 1.0, &out, "past 2^62");
+    ev[7].wall_ns = ev[6].wall_ns + SIM_S_;
     expect_einval(NULL, ev, 1, 1.0, &out, "spans no time");
+    /* a budget beyond any count allows every trip (budget x weeks was
+     * cast to int64 unchecked: undefined, then a false TRIP_ERANGE) */
+    trip_calibration rep;
+    assert_int_equal(trip_calibrate(NULL, ev, 8, 1e300, &out, &rep), TRIP_OK);
     trip_config_init(&bad);
     bad.anomaly_k = 9; /* > anomaly_m */
     expect_einval(&bad, ev, 8, 1.0, &out, "anomaly_k");

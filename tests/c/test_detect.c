@@ -148,6 +148,11 @@ test_detect_rejects_bad_input(void **state)
                      TRIP_EINVAL);
     assert_non_null(strstr(trip_errmsg(), "value 1"));
     o.log_transform = 0;
+    v[1] = -1e300; /* differences of such values overflowed to NaN */
+    assert_int_equal(trip_detect(&o, t, v, 3, NULL, NULL, NULL, NULL),
+                     TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "1e150"));
+    v[1] = -1;
     o.k = 6;
     assert_int_equal(trip_detect(&o, t, v, 3, NULL, NULL, NULL, NULL),
                      TRIP_EINVAL);

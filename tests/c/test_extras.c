@@ -421,6 +421,15 @@ test_extras_health_signal_threshold(void **state)
     int cpu, pool;
     assert_int_equal(
         trip_breaker_add_signal(b, "cpu", 0.9, 0, 5 * TEST_S_, &cpu), TRIP_OK);
+    /* before its first value a signal's sample is NaN, spelled as the
+     * exposition format spells it (printf wrote "nan") */
+    char *text0;
+    assert_int_equal(trip_breaker_prometheus(b, &text0), TRIP_OK);
+    assert_non_null(strstr(text0, "signal=\"cpu\"} NaN\n"));
+    trip_string_free(text0);
+    assert_int_equal(trip_breaker_add_signal(b, "c\xffu", 0.9, 0, 0, &pool),
+                     TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "UTF-8"));
     assert_int_equal(trip_breaker_add_signal(b, "cpu", 0.9, 0, 0, &pool),
                      TRIP_EEXIST);
     assert_int_equal(trip_breaker_add_signal(b, "pool", NAN, 0, 0, &pool),
