@@ -8,9 +8,10 @@
 #define TRIP_WARM_ROWS_ 4096
 
 /* Warm-start the baseline from store s (breaker id `id`): saved baselines
- * if any, else up to four weeks of per-minute rollups. The reads run
- * outside mu; each batch read is applied under it. A store that cannot be
- * read leaves the baseline cold. */
+ * if any (and all valid: a damaged row refuses them all, and the rollups
+ * serve instead of leaving the baseline cold), else up to four weeks of
+ * per-minute rollups. The reads run outside mu; each batch read is applied
+ * under it. A store that cannot be read leaves the baseline cold. */
 static void
 trip_warm_start_(trip_breaker *b, trip_store *s, int id)
 {
@@ -21,10 +22,12 @@ trip_warm_start_(trip_breaker *b, trip_store *s, int id)
         trip_store_read_baselines(s, id, rows, cap, &n, &more) == TRIP_OK &&
         n > 0) {
         pthread_mutex_lock(&b->mu);
-        trip__adaptive_import(b->adaptive, rows, n);
+        int rc = trip__adaptive_import(b->adaptive, rows, n);
         pthread_mutex_unlock(&b->mu);
-        trip__free(rows);
-        return;
+        if (rc == TRIP_OK) {
+            trip__free(rows);
+            return;
+        }
     }
     trip__free(rows);
     trip_rollup_row *rr = trip__calloc(TRIP_WARM_ROWS_, sizeof *rr);

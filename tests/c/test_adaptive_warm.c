@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* A baseline warm-started from the store's per-minute rollups judges like
  * the baseline learned online from the same history. */
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "breaker_internal.h"
 #include "test_util.h"
@@ -176,11 +178,62 @@ test_adaptive_warm_start_judges_like_online(void **state)
     assert_int_equal(trip_store_close(st), TRIP_OK);
 }
 
+/*
+ * A history whose saved baselines hold a damaged row: the import refuses
+ * them all (each is checked before any is used), and the warm start learns
+ * from the rollups instead of leaving the baseline cold for a day.
+ */
+static void
+test_adaptive_warm_start_damaged_baseline_uses_rollups(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/tripsense-warmbad-%d.db", (int)getpid());
+    unlink(path);
+    trip_store *st;
+    assert_int_equal(trip_store_open(path, NULL, &st), TRIP_OK);
+    sim_traffic tr = sim_default(11);
+    tr.busy_rps = 4;
+    tr.evening_rps = 2;
+    int64_t day2 = SIM_T0_ + SIM_DAY_;
+    size_t n;
+    trip_event *ev = sim_generate(&tr, SIM_T0_, day2, &n);
+    assert_non_null(ev);
+    side a, b;
+    side_open(&a, SIM_T0_, st);
+    side_feed(&a, ev, n);
+    free(ev);
+    side_close(&a); /* detaches: saves its baseline */
+    assert_int_equal(trip_store_close(st), TRIP_OK);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE baselines SET updated_ns = -5 "
+                                  "WHERE bucket = -1 AND metric = 0",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+    assert_int_equal(trip_store_open(path, NULL, &st), TRIP_OK);
+    side_open(&b, day2, st);
+    ev = sim_generate(&tr, day2, day2 + SIM_HOUR_, &n);
+    assert_non_null(ev);
+    side_feed(&b, ev, n);
+    free(ev);
+    assert_true(b.evals > 0);
+    assert_int_equal(b.ready, b.evals); /* from the rollups, at once */
+    side_close(&b);
+    assert_int_equal(trip_store_close(st), TRIP_OK);
+    unlink(path);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_adaptive_warm_start_judges_like_online),
+        cmocka_unit_test(
+            test_adaptive_warm_start_damaged_baseline_uses_rollups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
