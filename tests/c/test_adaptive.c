@@ -806,6 +806,38 @@ test_adaptive_export_import_roundtrip(void **state)
     trip__adaptive_free(b);
 }
 
+/* The latency_quantile cells hold one quantile: a change to another one,
+ * even through p95 (a metric of its own) in between, forgets them (0.9,
+ * then 0.95, then 0.5 left the p90 cells judging the p50). */
+static void
+test_adaptive_quantile_change_forgets_its_cells(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    trip_config_init(&cfg);
+    cfg.latency_quantile = 0.9;
+    cfg.seasonality = TRIP_SEASON_NONE;
+    static trip__baseline b;
+    trip__baseline_init(&b, &cfg);
+    for (int i = 0; i < 100; i++) {
+        trip__bobs o = {0.01, 1000, {log(0.05), log(0.1), log(0.04)}, 1000};
+        trip__baseline_observe(&b, &o, T0_ + (int64_t)(i + 1) * MIN_);
+    }
+    const trip__ewstat *s =
+        trip__baseline_lookup(&b, T0_ + 200 * MIN_, b.logq_metric);
+    assert_non_null(s); /* the p90 learned */
+    cfg.latency_quantile = 0.95;
+    trip__baseline_configure(&b, &cfg);
+    cfg.latency_quantile = 0.9; /* back: the p90 cells are still its own */
+    trip__baseline_configure(&b, &cfg);
+    assert_non_null(trip__baseline_lookup(&b, T0_ + 200 * MIN_, b.logq_metric));
+    cfg.latency_quantile = 0.95;
+    trip__baseline_configure(&b, &cfg);
+    cfg.latency_quantile = 0.5;
+    trip__baseline_configure(&b, &cfg);
+    assert_null(trip__baseline_lookup(&b, T0_ + 200 * MIN_, b.logq_metric));
+}
+
 static void
 test_adaptive_warm_start_from_rollups(void **state)
 {
@@ -891,6 +923,7 @@ main(void)
         cmocka_unit_test(test_adaptive_off_and_not_closed_are_silent),
         cmocka_unit_test(test_adaptive_outage_not_learned),
         cmocka_unit_test(test_adaptive_export_import_roundtrip),
+        cmocka_unit_test(test_adaptive_quantile_change_forgets_its_cells),
         cmocka_unit_test(test_adaptive_warm_start_from_rollups),
         cmocka_unit_test(test_adaptive_eval_is_nan_without_data),
     };
