@@ -59,18 +59,34 @@ trip_hist_ranks_(uint64_t total, const double *qs, size_t nq, uint64_t *rank,
 }
 
 /* Scan bins [from, to) adding to *seen and assigning the quantiles whose
- * rank is reached; returns the index of the next quantile to assign. */
+ * rank is reached; returns the index of the next quantile to assign.
+ * Eight bins whose sum cannot reach the next rank are passed at once (a
+ * sum without branches); the eight that can are read one by one. */
 static size_t
 trip_hist_scan_(const uint64_t *counts, uint32_t from, uint32_t to,
                 const uint64_t *rank, size_t qi, size_t nq, uint64_t *seen,
                 double *out)
 {
-    for (uint32_t bin = from; bin < to && qi < nq; bin++) {
-        if (counts[bin] == 0)
-            continue;
-        *seen += counts[bin];
-        while (qi < nq && *seen >= rank[qi])
-            out[qi++] = trip__hist_bin_value_s(bin);
+    uint32_t bin = from;
+    while (bin < to && qi < nq) {
+        uint32_t end = to - bin >= 8 ? bin + 8 : to;
+        if (end == bin + 8) {
+            uint64_t s = 0;
+            for (uint32_t j = bin; j < end; j++)
+                s += counts[j];
+            if (*seen + s < rank[qi]) {
+                *seen += s;
+                bin = end;
+                continue;
+            }
+        }
+        for (; bin < end && qi < nq; bin++) {
+            if (counts[bin] == 0)
+                continue;
+            *seen += counts[bin];
+            while (qi < nq && *seen >= rank[qi])
+                out[qi++] = trip__hist_bin_value_s(bin);
+        }
     }
     return qi;
 }

@@ -277,6 +277,10 @@ void trip__transition_locked(trip_breaker *b, int to, int mode,
                              const trip_reason *r, int64_t now,
                              trip__pending *p);
 void trip__announce(trip_breaker *b, trip__pending *p);
+/* trip_record_latency() once its arguments are checked (replay checks
+ * each event before it allows it). */
+int trip__record_latency_checked(trip_breaker *b, const trip_ticket *t,
+                                 int outcome, double latency_s);
 void trip__notify_rejection(trip_breaker *b, int state, int decision);
 int trip__effective_state(uint64_t sw);
 void trip__publish_hot_config(trip_breaker *b);

@@ -274,6 +274,13 @@ trip_record_latency(trip_breaker *b, const trip_ticket *t, int outcome,
                           "trip_record_latency: latency must "
                           "be finite and in [0, 1 year] seconds, got %g",
                           latency_s);
+    return trip__record_latency_checked(b, t, outcome, latency_s);
+}
+
+int
+trip__record_latency_checked(trip_breaker *b, const trip_ticket *t,
+                             int outcome, double latency_s)
+{
     if (t->flags & TRIP_TK_NOREC_)
         return TRIP_OK;
     int64_t now = trip_clock_now(b->clock);

@@ -82,6 +82,12 @@ trip_clock_set(trip_clock *clock, int64_t now_ns)
     return TRIP_OK;
 }
 
+void
+trip__clock_store(trip_clock *clock, int64_t now_ns)
+{
+    atomic_store_explicit(&clock->now_ns, now_ns, memory_order_release);
+}
+
 int
 trip_clock_advance(trip_clock *clock, int64_t delta_ns)
 {

@@ -56,6 +56,11 @@ TRIP_API long trip__test_alloc_count(void);
 /* Coarse monotonic reading (a few ms resolution) for the rejected path. */
 int64_t trip__clock_coarse(const trip_clock *clock);
 
+/* Move a manual clock to now_ns, which the caller has checked: in
+ * [current time, 2^62]. For a clock only its caller moves (replay's):
+ * a plain store where trip_clock_set() needs a compare-and-swap loop. */
+void trip__clock_store(trip_clock *clock, int64_t now_ns);
+
 /* A growable string for the JSON and Prometheus writers. */
 typedef struct trip__buf {
     char *data;

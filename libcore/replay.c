@@ -84,61 +84,80 @@ trip_col_int_(const char *base, size_t step, size_t i)
     return v;
 }
 
-static int
-trip_replay_check_(const trip_replay_cols_ *c, size_t i)
+/* One event's columns, read once. */
+typedef struct trip_replay_ev_ {
+    int64_t wall;
+    double lat;
+    int32_t outcome, prio;
+} trip_replay_ev_;
+
+static inline trip_replay_ev_
+trip_replay_read_(const trip_replay_cols_ *c, size_t i)
 {
-    int64_t wall = trip_col_wall_(c, i);
-    double lat = trip_col_lat_(c, i);
-    int32_t outcome = trip_col_int_(c->outcome, c->outcome_step, i);
-    int32_t prio = trip_col_int_(c->prio, c->prio_step, i);
-    if (wall < 0 || (i > 0 && wall < trip_col_wall_(c, i - 1)))
+    trip_replay_ev_ e = {trip_col_wall_(c, i), trip_col_lat_(c, i),
+                         trip_col_int_(c->outcome, c->outcome_step, i),
+                         trip_col_int_(c->prio, c->prio_step, i)};
+    return e;
+}
+
+/* Event i against the limits of the engine; prev is event i - 1's time
+ * (ignored for i == 0). */
+static int
+trip_replay_check_(const trip_replay_ev_ *e, size_t i, int64_t prev)
+{
+    if (e->wall < 0 || (i > 0 && e->wall < prev))
         return trip__fail(TRIP_EINVAL,
                           "replay: event %zu: time %lld is "
                           "negative or before the previous event",
-                          i, (long long)wall);
-    if (wall > TRIP__TIME_MAX_NS)
+                          i, (long long)e->wall);
+    if (e->wall > TRIP__TIME_MAX_NS)
         return trip__fail(TRIP_EINVAL,
                           "replay: event %zu: time %lld is "
                           "past 2^62 ns (the year 2116)",
-                          i, (long long)wall);
+                          i, (long long)e->wall);
     /* the limits of trip_record_latency(): an event it would refuse must
      * not be admitted and then never recorded */
-    if (!isfinite(lat) || lat < 0 || lat > 86400.0 * 365)
+    if (!isfinite(e->lat) || e->lat < 0 || e->lat > 86400.0 * 365)
         return trip__fail(TRIP_EINVAL,
                           "replay: event %zu: latency %g must "
                           "be finite and in [0, 1 year] seconds",
-                          i, lat);
-    if (outcome < TRIP_SUCCESS || outcome > TRIP_IGNORED)
+                          i, e->lat);
+    if (e->outcome < TRIP_SUCCESS || e->outcome > TRIP_IGNORED)
         return trip__fail(TRIP_EINVAL,
                           "replay: event %zu: unknown outcome "
                           "%d",
-                          i, (int)outcome);
-    if (prio < 0 || prio > 255)
+                          i, (int)e->outcome);
+    if (e->prio < 0 || e->prio > 255)
         return trip__fail(TRIP_EINVAL,
                           "replay: event %zu: priority %d not "
                           "in [0, 255]",
-                          i, (int)prio);
+                          i, (int)e->prio);
     return TRIP_OK;
 }
 
+/* Each event as a live caller makes it: move the clock, allow, record.
+ * The event is checked first, so the public calls' own checks (a clock
+ * that goes back, a latency out of range) cannot fail, and the checked
+ * forms are called: the same engine without the second check and the
+ * clock's compare-and-swap (the replay's clock is its own). */
 static int
 trip_replay_run_(trip_breaker *b, trip_clock *clk, const trip_replay_cols_ *c,
                  trip_replay_result *r)
 {
+    int64_t prev = 0;
     for (size_t i = 0; i < r->n_events; i++) {
-        int rc = trip_replay_check_(c, i);
+        trip_replay_ev_ e = trip_replay_read_(c, i);
+        int rc = trip_replay_check_(&e, i, prev);
         if (rc != TRIP_OK)
             return rc;
-        trip_clock_set(clk, trip_col_wall_(c, i));
+        prev = e.wall;
+        trip__clock_store(clk, e.wall);
         trip_ticket t;
-        int d =
-            trip_allow_priority(b, &t, trip_col_int_(c->prio, c->prio_step, i));
+        int d = trip_allow_priority(b, &t, e.prio);
         r->decisions[i] = (uint8_t)d;
         r->states[i] = (uint8_t)t.state;
-        if (d == TRIP_PASS)
-            trip_record_latency(b, &t,
-                                trip_col_int_(c->outcome, c->outcome_step, i),
-                                trip_col_lat_(c, i));
+        if (d == TRIP_PASS && t.decision == TRIP_PASS)
+            trip__record_latency_checked(b, &t, e.outcome, e.lat);
     }
     return TRIP_OK;
 }
@@ -172,8 +191,10 @@ trip_replay_cols_run_(const trip_config *cfg, const trip_replay_cols_ *c,
         if (!r->decisions || !r->states)
             rc = TRIP_ENOMEM;
     }
-    if (rc == TRIP_OK && n > 0)
-        rc = trip_replay_check_(c, 0);
+    if (rc == TRIP_OK && n > 0) {
+        trip_replay_ev_ e0 = trip_replay_read_(c, 0);
+        rc = trip_replay_check_(&e0, 0, 0);
+    }
     if (rc == TRIP_OK)
         rc = trip_clock_manual_new(n ? trip_col_wall_(c, 0) : 0, 0, &clk);
     if (rc == TRIP_OK)
