@@ -278,8 +278,8 @@ trip_record_latency(trip_breaker *b, const trip_ticket *t, int outcome,
 }
 
 int
-trip__record_latency_checked(trip_breaker *b, const trip_ticket *t,
-                             int outcome, double latency_s)
+trip__record_latency_checked(trip_breaker *b, const trip_ticket *t, int outcome,
+                             double latency_s)
 {
     if (t->flags & TRIP_TK_NOREC_)
         return TRIP_OK;
