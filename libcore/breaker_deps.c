@@ -8,8 +8,11 @@
 
 #define TRIP_WEEK_HOURS_ 168
 
-/* Guards every needs/dependents list; taken alone, never inside a
- * breaker's mu (the announcements run after mu is released). */
+/* Guards every needs/dependents list. It may be taken while one
+ * breaker's mu is held (the state word's shed flag, trip__sw_flags_locked,
+ * is computed under mu), and no mu is ever taken while it is held: the
+ * order is mu, then trip_dep_mu. So announcements to dependents, which
+ * take their mu, copy the list and run after releasing it. */
 static pthread_mutex_t trip_dep_mu = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct trip__signal {
