@@ -311,8 +311,13 @@ trip_half_open_full_(trip_breaker *b, trip_ticket *t, trip__stripe *st,
                      uint32_t limit)
 {
     int64_t max = atomic_load_explicit(&b->hp_probe_max_ns, TRIP_RLX_);
-    int64_t now = trip_clock_now(b->clock);
-    if (max <= 0 || now - atomic_load(&b->probe_event_ns) < max)
+    /* the coarse clock, as every refusal: this runs for each call refused
+     * while the probes are out (the fine clock cost 30 ns a refusal here),
+     * and a stall is seen at most the coarse clock's resolution late (a
+     * few ms on Linux; exact on a manual clock) */
+    int64_t now = trip__clock_coarse(b->clock);
+    if (max <= 0 ||
+        now - atomic_load_explicit(&b->probe_event_ns, TRIP_RLX_) < max)
         return trip_refuse_at_(b, t, st, TRIP_LIMITED, now);
     trip__pending p = {0};
     pthread_mutex_lock(&b->mu);
@@ -353,7 +358,9 @@ trip_allow_half_open_(trip_breaker *b, trip_ticket *t, trip__stripe *st)
     } while (!atomic_compare_exchange_weak(&b->probes, &cur, cur + 1));
     t->flags |= TRIP_TK_PROBE_;
     int d = trip_pass_(b, t, st);
-    atomic_store(&b->probe_event_ns, t->start_ns);
+    /* relaxed: read only as a time, and the period's start was stored
+     * before its state word was published */
+    atomic_store_explicit(&b->probe_event_ns, t->start_ns, TRIP_RLX_);
     return d;
 }
 
