@@ -99,9 +99,9 @@ def threads_ratio(n_threads=4, n=100_000, reps=5):
         with b:
             f()
 
-    def run(fn, k):
+    def run(fn, k, calls):
         def work():
-            for _ in range(n):
+            for _ in range(calls):
                 fn()
         ts = [threading.Thread(target=work) for _ in range(k)]
         t0, c0 = time.perf_counter(), time.process_time()
@@ -109,14 +109,17 @@ def threads_ratio(n_threads=4, n=100_000, reps=5):
             t.start()
         for t in ts:
             t.join()
-        return ((time.perf_counter() - t0) / (n * k),
-                (time.process_time() - c0) / (n * k))
+        return ((time.perf_counter() - t0) / (calls * k),
+                (time.process_time() - c0) / (calls * k))
 
     def ratios(fn):
+        # the one thread makes as many calls as the n together, so that
+        # both runs last as long: the best of short runs is less often
+        # disturbed than the best of long ones, which biased the ratio up
         one, many = [], []
         for _ in range(reps):
-            one.append(run(fn, 1))
-            many.append(run(fn, n_threads))
+            one.append(run(fn, 1, n * n_threads))
+            many.append(run(fn, n_threads, n))
         return (min(m[0] for m in many) / min(o[0] for o in one),
                 min(m[1] for m in many) / min(o[1] for o in one))
 
