@@ -246,7 +246,7 @@ enum { RACE_WORKERS = 6 };
 typedef struct race {
     trip_breaker *b;
     trip_clock *clk;
-    trip_config cfg[3];
+    trip_config cfg[4];
     _Atomic int stop;
     _Atomic long listener_transitions;
     _Atomic long violations;
@@ -353,7 +353,7 @@ race_control(void *p)
             atomic_fetch_add(&r->mode_changes, 1);
             break;
         case 1:
-            if (trip_breaker_reconfigure(r->b, &r->cfg[(x >> 8) % 3]) !=
+            if (trip_breaker_reconfigure(r->b, &r->cfg[(x >> 8) % 4]) !=
                 TRIP_OK)
                 violation(r, 4);
             atomic_fetch_add(&r->reconfigures, 1);
@@ -391,9 +391,11 @@ test_stress_transitions_keep_invariants(void **state)
     (void)state;
     race *r = calloc(1, sizeof *r);
     assert_non_null(r);
-    /* three shapes: time window, count window, another time window; all
-     * trip easily so that the machine moves */
-    for (int i = 0; i < 3; i++) {
+    /* four shapes: time window, count window, another time window, a count
+     * window of another length (records index the ring that reconfigure
+     * swaps: each ring carries its own length); all trip easily so that
+     * the machine moves */
+    for (int i = 0; i < 4; i++) {
         trip_config_init(&r->cfg[i]);
         r->cfg[i].adaptive = 0;
         r->cfg[i].bucket_ns = 50 * TEST_MS_;
@@ -411,6 +413,9 @@ test_stress_transitions_keep_invariants(void **state)
     r->cfg[2].window_buckets = 4;
     r->cfg[2].long_window_buckets = 8;
     r->cfg[2].ramp_ns = 200 * TEST_MS_;
+    r->cfg[3].window_kind = TRIP_WINDOW_COUNT;
+    r->cfg[3].window_calls = 7;
+    r->cfg[3].half_open_probes = 4;
     assert_int_equal(trip_clock_manual_new(TEST_S_, 0, &r->clk), TRIP_OK);
     assert_int_equal(trip_breaker_new("race", &r->cfg[0], r->clk, &r->b),
                      TRIP_OK);
