@@ -126,22 +126,13 @@ def live_run(sim: Simulation, path: str, config: dict | None = None,
 
 
 def _replay_runs(sim: Simulation, config: dict | None) -> list[Run]:
-    """Replay each breaker's calls under config; keep what scoring needs."""
-    from . import replay
-    from .tune import _index_ns
+    """Replay each breaker's calls under config; keep what scoring needs
+    (one breaker's arrays at a time)."""
+    from .tune import replay_breakers
 
-    runs = []
-    for name in sim.breakers:
-        ev = sim.for_breaker(name)[["outcome", "latency_s"]]
-        res = replay(ev, {**SEED_CONFIG, **(config or {})})
-        a = sim.arrays(name)
-        tr = res.transitions
-        runs.append(Run(name, a["wall_ns"], a["outcome"],
-                        (res.decisions["decision"] != "pass").to_numpy(),
-                        _index_ns(tr.index), tr["from_state"].astype(str)
-                        .to_numpy(), tr["to_state"].astype(str).to_numpy()))
-        del res
-    return runs
+    cfg = {**SEED_CONFIG, **(config or {})}
+    return [replay_breakers({name: sim.arrays(name)}, cfg)[0]
+            for name in sim.breakers]
 
 
 def _live_runs(sim: Simulation, live: dict[str, np.ndarray],

@@ -270,13 +270,7 @@ def replay(events: Any, config: Any = None, **kwconfig: Any) -> ReplayResult:
     cfg = _cfg(config, kwconfig)
     wall, lat, outcome, prio = events_arrays(events)
     n = len(wall)
-    out = ffi.new("trip_replay_result **")
-    _check(lib.trip_replay_arrays(cfg, _ptr("int64_t[]", wall) if n else ffi.NULL,
-                                  _ptr("double[]", lat) if n else ffi.NULL,
-                                  _ptr("int32_t[]", outcome) if n else ffi.NULL,
-                                  _ptr("int32_t[]", prio) if n and prio is not None
-                                  else ffi.NULL, n, out), "replay")
-    r = ffi.gc(out[0], lib.trip_replay_result_free)
+    r = _replay_c(cfg, wall, lat, outcome, prio)
     try:
         # C's decision and state codes are copied once, into the
         # Categoricals' own int8 codes, before C's memory is freed below
@@ -286,10 +280,7 @@ def replay(events: Any, config: Any = None, **kwconfig: Any) -> ReplayResult:
         ne = int(r.n_evals)
         ev = np.frombuffer(ffi.buffer(r.evals, ne * ev_dt.itemsize), dtype=ev_dt).copy() \
             if ne else np.zeros(0, ev_dt)
-        tr_dt = struct_dtype("trip_transition_row")
-        nt = int(r.n_transitions)
-        tr = np.frombuffer(ffi.buffer(r.transitions, nt * tr_dt.itemsize),
-                           dtype=tr_dt).copy() if nt else np.zeros(0, tr_dt)
+        tr = _transition_rows(r)
         final = Snapshot._from_c(r.final)
     finally:
         ffi.release(r)
@@ -313,9 +304,49 @@ def replay(events: Any, config: Any = None, **kwconfig: Any) -> ReplayResult:
     cols["threshold"] = ev["threshold"].astype(np.float64)
     evaluations = pd.DataFrame(cols, index=_index(ev["wall_ns"]))
     transitions = _transitions_frame(
-        tr, pd.Categorical(["replay"] * nt, categories=["replay"]))
+        tr, pd.Categorical(["replay"] * len(tr), categories=["replay"]))
     return ReplayResult(decisions, evaluations, transitions, final,
                         _config.to_dict(cfg))
+
+
+def _replay_c(cfg: Any, wall: np.ndarray, lat: np.ndarray, outcome: np.ndarray,
+              prio: Optional[np.ndarray]) -> Any:
+    """trip_replay_arrays over columns from events_arrays: the result, for
+    the caller to ``ffi.release`` (the garbage collector frees it else)."""
+    n = len(wall)
+    out = ffi.new("trip_replay_result **")
+    _check(lib.trip_replay_arrays(cfg, _ptr("int64_t[]", wall) if n else ffi.NULL,
+                                  _ptr("double[]", lat) if n else ffi.NULL,
+                                  _ptr("int32_t[]", outcome) if n else ffi.NULL,
+                                  _ptr("int32_t[]", prio) if n and prio is not None
+                                  else ffi.NULL, n, out), "replay")
+    return ffi.gc(out[0], lib.trip_replay_result_free)
+
+
+def _transition_rows(r: Any) -> np.ndarray:
+    """A copy of a replay result's transitions as a structured array."""
+    tr_dt = struct_dtype("trip_transition_row")
+    nt = int(r.n_transitions)
+    if not nt:
+        return np.zeros(0, tr_dt)
+    return np.frombuffer(ffi.buffer(r.transitions, nt * tr_dt.itemsize),
+                         dtype=tr_dt).copy()
+
+
+def _refusals(events: Any, config: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """What scoring needs of a replay, without building its frames: per
+    event whether it was refused (bool), and the transitions (structured
+    trip_transition_row array). The same C call as :func:`replay`; for a
+    month of calls the frames cost as much as the replay itself."""
+    cfg = _cfg(config, {})
+    wall, lat, outcome, prio = events_arrays(events)
+    r = _replay_c(cfg, wall, lat, outcome, prio)
+    try:
+        refused = _codes(r.decisions, len(wall)) != lib.TRIP_PASS
+        tr = _transition_rows(r)
+    finally:
+        ffi.release(r)
+    return refused, tr
 
 
 # ---- detect ----------------------------------------------------------------

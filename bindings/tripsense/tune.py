@@ -261,20 +261,18 @@ def replay_breakers(arrays: Mapping[str, Mapping[str, np.ndarray]],
     -------
     list of Run
     """
-    from . import replay
+    from .history import _STATE_CATS
+    from .replay import _refusals
 
+    states = np.array(_STATE_CATS, dtype=object)
     runs = []
     for name, a in arrays.items():
-        res = replay({"time": a["wall_ns"], "outcome": a["outcome"],
-                      "latency_s": a["latency_s"]}, dict(config or {}))
-        dec = res.decisions["decision"]
-        refused = (dec != "pass").to_numpy()
-        tr = res.transitions
-        runs.append(Run(
-            name, a["wall_ns"], a["outcome"], refused,
-            _index_ns(tr.index) if len(tr) else np.zeros(0, np.int64),
-            tr["from_state"].astype(str).to_numpy(),
-            tr["to_state"].astype(str).to_numpy()))
+        refused, tr = _refusals({"time": a["wall_ns"], "outcome": a["outcome"],
+                                 "latency_s": a["latency_s"]},
+                                dict(config or {}))
+        runs.append(Run(name, a["wall_ns"], a["outcome"], refused,
+                        tr["wall_ns"].astype(np.int64), states[tr["from"]],
+                        states[tr["to"]]))
     return runs
 
 
@@ -313,10 +311,18 @@ def _in_windows(t: np.ndarray, starts: np.ndarray,
             merged_s.append(int(a))
             merged_e.append(int(b))
     ms, me = np.array(merged_s), np.array(merged_e)
-    i = np.searchsorted(ms, t, side="right") - 1
-    ok = i >= 0
     res = np.zeros(len(t), dtype=bool)
-    res[ok] = t[ok] < me[i[ok]]
+    if len(t) > 1 and not np.all(t[1:] >= t[:-1]):
+        i = np.searchsorted(ms, t, side="right") - 1
+        ok = i >= 0
+        res[ok] = t[ok] < me[i[ok]]
+        return res
+    # sorted times (calls and transitions are): each window is the slice
+    # from its first time >= start to its first time >= end, found with a
+    # search per window instead of one per time
+    for a, b in zip(np.searchsorted(t, ms, side="left"),
+                    np.searchsorted(t, me, side="left")):
+        res[a:b] = True
     return res
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import tripsense
-from tripsense.simulate import simulate
+from tripsense.simulate import _index_ns, simulate
 from tripsense.tune import (FIXED_COMMON, METRIC_COLUMNS, Run, compare,
                             replay_breakers, score_runs, tune)
 
@@ -119,7 +119,14 @@ def test_replay_breakers_matches_tripsense_replay(small_sim):
     res = tripsense.replay(small_sim.for_breaker("svc")[
         ["outcome", "latency_s"]], open_s=10)
     assert runs[0].refused.sum() == res.rejected
-    assert len(runs[0].trans_ns) == len(res.transitions)
+    # the lean path (no frames) keeps exactly what the frames say
+    np.testing.assert_array_equal(
+        runs[0].refused, (res.decisions["decision"] != "pass").to_numpy())
+    tr = res.transitions
+    np.testing.assert_array_equal(runs[0].trans_ns, _index_ns(tr.index))
+    assert list(runs[0].trans_from) == list(tr["from_state"].astype(str))
+    assert list(runs[0].trans_to) == list(tr["to_state"].astype(str))
+    assert len(tr) > 0 and res.rejected > 0
 
 
 def test_compare_scores_each_config_on_the_same_traffic(small_sim):
@@ -258,3 +265,22 @@ def test_tune_in_threads_gives_the_same_ranking(small_sim):
     pd.testing.assert_frame_equal(one, two)
     with pytest.raises(ValueError, match="n_jobs"):
         tune(small_sim, grid, n_jobs=0)
+
+
+def test_in_windows_sorted_and_unsorted_agree_with_brute_force():
+    from tripsense.tune import _in_windows
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        k = int(rng.integers(1, 6))
+        starts = rng.integers(0, 100, k)
+        ends = starts + rng.integers(0, 30, k)  # empty windows too
+        t = np.sort(rng.integers(-5, 140, int(rng.integers(0, 60))))
+        t = np.concatenate([t, starts, ends])  # times on the edges
+        want = np.array([any(s <= x < e for s, e in zip(starts, ends))
+                         for x in t], dtype=bool)
+        srt = np.sort(t)
+        np.testing.assert_array_equal(
+            _in_windows(srt, starts, ends),
+            np.array([any(s <= x < e for s, e in zip(starts, ends))
+                      for x in srt], dtype=bool))
+        np.testing.assert_array_equal(_in_windows(t, starts, ends), want)
