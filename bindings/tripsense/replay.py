@@ -163,7 +163,9 @@ def events_arrays(events: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
                                      f"{n} times")
     # a finite sum means finite values, without a temporary per value; the
     # exact check runs only when the sum is not (NaN, inf or an overflow)
-    if n and not np.isfinite(np.add.reduce(lat)) and not np.all(np.isfinite(lat)):
+    with np.errstate(over="ignore", invalid="ignore"):  # huge finite values
+        lat_sum = np.add.reduce(lat) if n else 0.0
+    if not np.isfinite(lat_sum) and not np.all(np.isfinite(lat)):
         i = int(np.argmax(~np.isfinite(lat)))
         raise InvalidConfigError(f"events: event {i}: latency {lat[i]} is not finite")
     return wall, lat, outcome, prio

@@ -139,6 +139,18 @@ def test_replay_checks_outcome_codes_before_narrowing_them():
         tripsense.replay({"time": t, "outcome": outcome, "latency_s": inf})
 
 
+def test_replay_huge_latencies_are_refused_without_a_numpy_warning():
+    # their sum overflows to inf; that is a quick check's false alarm, not
+    # the caller's problem to be warned of
+    import warnings
+    t = EPOCH + np.arange(3, dtype=np.int64) * S
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(tripsense.InvalidConfigError, match="latency"):
+            tripsense.replay({"time": t, "outcome": np.zeros(3, np.int32),
+                              "latency_s": np.array([1e308, 1e308, 0.0])})
+
+
 def test_replay_frames_do_not_share_the_callers_arrays():
     t, outcome, lat = _events(500)
     r = tripsense.replay({"time": t, "outcome": outcome, "latency_s": lat}, **CFG)
