@@ -154,11 +154,11 @@ def _live_runs(sim: Simulation, live: dict[str, np.ndarray],
 def _check_replay(sim: Simulation, live: dict[str, np.ndarray],
                   name: str) -> bool:
     """Replay one breaker under the defaults: same decisions as live?"""
-    from . import replay
+    from .replay import _decisions
 
-    res = replay(sim.for_breaker(name)[["outcome", "latency_s"]],
-                 dict(SEED_CONFIG))
-    codes = res.decisions["decision"].cat.codes.to_numpy().astype(np.uint8)
+    a = sim.arrays(name)
+    codes, _ = _decisions({"time": a["wall_ns"], "outcome": a["outcome"],
+                           "latency_s": a["latency_s"]}, dict(SEED_CONFIG))
     return bool(np.array_equal(codes, live[name]))
 
 

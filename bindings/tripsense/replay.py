@@ -335,20 +335,21 @@ def _transition_rows(r: Any) -> np.ndarray:
                          dtype=tr_dt).copy()
 
 
-def _refusals(events: Any, config: Any) -> Tuple[np.ndarray, np.ndarray]:
-    """What scoring needs of a replay, without building its frames: per
-    event whether it was refused (bool), and the transitions (structured
-    trip_transition_row array). The same C call as :func:`replay`; for a
-    month of calls the frames cost as much as the replay itself."""
+def _decisions(events: Any, config: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """What scoring needs of a replay, without building its frames: the
+    decision code of each event (uint8, 0 pass) and the transitions
+    (structured trip_transition_row array). The same C call as
+    :func:`replay`; for a month of calls its frames cost as much as the
+    replay itself."""
     cfg = _cfg(config, {})
     wall, lat, outcome, prio = events_arrays(events)
     r = _replay_c(cfg, wall, lat, outcome, prio)
     try:
-        refused = _codes(r.decisions, len(wall)) != lib.TRIP_PASS
+        codes = _codes(r.decisions, len(wall)).view(np.uint8).copy()
         tr = _transition_rows(r)
     finally:
         ffi.release(r)
-    return refused, tr
+    return codes, tr
 
 
 # ---- detect ----------------------------------------------------------------

@@ -261,16 +261,17 @@ def replay_breakers(arrays: Mapping[str, Mapping[str, np.ndarray]],
     -------
     list of Run
     """
+    from ._lowlevel import lib
     from .history import _STATE_CATS
-    from .replay import _refusals
+    from .replay import _decisions
 
     states = np.array(_STATE_CATS, dtype=object)
     runs = []
     for name, a in arrays.items():
-        refused, tr = _refusals({"time": a["wall_ns"], "outcome": a["outcome"],
-                                 "latency_s": a["latency_s"]},
-                                dict(config or {}))
-        runs.append(Run(name, a["wall_ns"], a["outcome"], refused,
+        codes, tr = _decisions({"time": a["wall_ns"], "outcome": a["outcome"],
+                                "latency_s": a["latency_s"]},
+                               dict(config or {}))
+        runs.append(Run(name, a["wall_ns"], a["outcome"], codes != lib.TRIP_PASS,
                         tr["wall_ns"].astype(np.int64), states[tr["from"]],
                         states[tr["to"]]))
     return runs
