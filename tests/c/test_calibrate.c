@@ -280,6 +280,52 @@ test_calibrate_budget_out_of_reach(void **state)
     free(ev);
 }
 
+/* Each family's search gets an equal share of the allowed trips; the
+ * combined step then spends what the others left. Two latency bumps (2.2x
+ * for 10 minutes at 14:00 on both days): the z family alone trips on both
+ * at z 7 and on neither at 8, the percentile factor on neither at 2.5.
+ * Two days at 7.5 a week allow 2 false trips, a share of 0 each of the
+ * three families, so the searches stop at z 8; the combined step goes
+ * back to 7, whose 2 trips fit the 2 allowed. */
+static void
+test_calibrate_combination_spends_the_slack(void **state)
+{
+    (void)state;
+    if (sim_scale_ < 1)
+        skip(); /* the bumps need both days */
+    sim_traffic t = sim_default(3);
+    t.incident = SIM_LATENCY;
+    t.factor = 2.2;
+    t.onset_ns = SIM_T0_ + 14 * SIM_HOUR_;
+    t.end_ns = t.onset_ns + 600 * SIM_S_;
+    size_t n1, n2;
+    trip_event *a = sim_generate(&t, SIM_T0_, SIM_T0_ + SIM_DAY_, &n1);
+    t.onset_ns += SIM_DAY_;
+    t.end_ns += SIM_DAY_;
+    trip_event *b =
+        sim_generate(&t, SIM_T0_ + SIM_DAY_, SIM_T0_ + 2 * SIM_DAY_, &n2);
+    trip_event *ev = malloc((n1 + n2) * sizeof *ev);
+    assert_true(a != NULL && b != NULL && ev != NULL);
+    memcpy(ev, a, n1 * sizeof *ev);
+    memcpy(ev + n1, b, n2 * sizeof *ev);
+    size_t n = n1 + n2;
+    trip_config chosen;
+    trip_calibration rep;
+    assert_int_equal(trip_calibrate(NULL, ev, n, 7.5, &chosen, &rep), TRIP_OK);
+    assert_close(chosen.anomaly_z, 7.0, 0);
+    assert_close(chosen.latency_baseline_factor, 2.5, 0);
+    assert_int_equal(rep.false_trips, 2);
+    trip_config zonly = chosen;
+    zonly.binomial_p = 0;
+    zonly.latency_baseline_factor = 0;
+    assert_int_equal(count_trips(&zonly, ev, n, NULL, NULL), 2);
+    zonly.anomaly_z = 8.0;
+    assert_int_equal(count_trips(&zonly, ev, n, NULL, NULL), 0);
+    free(a);
+    free(b);
+    free(ev);
+}
+
 int
 main(void)
 {
@@ -293,6 +339,7 @@ main(void)
         cmocka_unit_test(test_calibrate_incident_still_caught),
         cmocka_unit_test(test_calibrate_bad_input),
         cmocka_unit_test(test_calibrate_budget_out_of_reach),
+        cmocka_unit_test(test_calibrate_combination_spends_the_slack),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
