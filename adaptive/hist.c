@@ -4,6 +4,8 @@
 
 #include <math.h>
 
+_Static_assert(TRIP_HIST_SUB % 8 == 0, "the scans pass eight bins at a time");
+
 void
 trip__hist_bin_range(uint32_t bin, double *lo_us, double *width_us)
 {
@@ -14,8 +16,11 @@ trip__hist_bin_range(uint32_t bin, double *lo_us, double *width_us)
     }
     uint32_t shift = bin / TRIP_HIST_SUB - 1u;
     uint32_t sub = bin % TRIP_HIST_SUB;
-    *lo_us = ldexp((double)(TRIP_HIST_SUB + sub), (int)shift);
-    *width_us = ldexp(1.0, (int)shift);
+    /* a power of two below 2^64 converts exactly: ldexp's result, without
+     * the library call */
+    double scale = (double)((uint64_t)1 << shift);
+    *lo_us = (double)(TRIP_HIST_SUB + sub) * scale;
+    *width_us = scale;
 }
 
 double
@@ -108,6 +113,45 @@ trip__hist_quantiles_from_s(const uint64_t *counts, uint64_t total,
         out[qi] = trip__hist_bin_value_s(TRIP_HIST_BINS - 1);
 }
 
+/* The bin of nearest rank `rank` found from the top: the highest bin with
+ * at least total - rank + 1 samples at or above it is the lowest whose
+ * running sum from the bottom reaches rank, so the answer is the same; a
+ * rank in the upper half has fewer bins above it. Returns 0 when the
+ * counts hold fewer than total - rank + 1 samples (the caller scans up). */
+static int
+trip_hist_top_down_(const uint64_t *counts, const uint64_t *groups,
+                    uint64_t total, uint64_t rank, double *out)
+{
+    uint64_t need = total - rank + 1, above = 0;
+    for (uint32_t g = TRIP_HIST_GROUPS; g-- > 0;) {
+        if (above + groups[g] < need) {
+            above += groups[g];
+            continue;
+        }
+        /* eight bins at a time, then one by one in the eight that reach
+         * it (TRIP_HIST_SUB is a multiple of eight) */
+        for (uint32_t end = (g + 1) * TRIP_HIST_SUB; end > g * TRIP_HIST_SUB;
+             end -= 8) {
+            uint64_t s = 0;
+            for (uint32_t j = end - 8; j < end; j++)
+                s += counts[j];
+            if (above + s < need) {
+                above += s;
+                continue;
+            }
+            for (uint32_t bin = end; bin-- > end - 8;) {
+                above += counts[bin];
+                if (above >= need) {
+                    *out = trip__hist_bin_value_s(bin);
+                    return 1;
+                }
+            }
+        }
+        return 0; /* a group total above its bins' sum */
+    }
+    return 0;
+}
+
 void
 trip__hist_quantiles_grouped_s(const uint64_t *counts, const uint64_t *groups,
                                uint64_t total, const double *qs, size_t nq,
@@ -121,6 +165,10 @@ trip__hist_quantiles_grouped_s(const uint64_t *counts, const uint64_t *groups,
             out[i] = NAN;
         return;
     }
+    /* one high quantile (the percentile rule's p99): from the top */
+    if (nq == 1 && rank[0] > total / 2 &&
+        trip_hist_top_down_(counts, groups, total, rank[0], out))
+        return;
     for (uint32_t g = 0; g < TRIP_HIST_GROUPS && qi < nq; g++) {
         if (seen + groups[g] < rank[qi]) {
             seen += groups[g];

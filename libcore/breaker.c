@@ -8,17 +8,18 @@
 
 #define TRIP_RLX_ memory_order_relaxed
 
-static atomic_uint trip_next_stripe_;
+_Atomic uint64_t trip__stripes_taken;
 static _Thread_local uint32_t trip_my_stripe_ = UINT32_MAX;
 
 /* Each thread takes the next stripe once, so that up to TRIP_STRIPES_
- * threads never share a written cache line. */
+ * threads never share a written cache line. The count is 64 bits wide so
+ * that it never wraps back under TRIP_STRIPES_ (trip__stripes_in_use). */
 static inline uint32_t
 trip_stripe_(void)
 {
     if (TRIP_UNLIKELY_(trip_my_stripe_ == UINT32_MAX))
-        trip_my_stripe_ =
-            atomic_fetch_add(&trip_next_stripe_, 1) % TRIP_STRIPES_;
+        trip_my_stripe_ = (uint32_t)(atomic_fetch_add(&trip__stripes_taken, 1) %
+                                     TRIP_STRIPES_);
     return trip_my_stripe_;
 }
 
@@ -64,6 +65,7 @@ trip_breaker_init_(trip_breaker *b, const char *name, const trip_config *cfg,
     b->minute_hist = trip__calloc(TRIP_HIST_BINS, sizeof(uint64_t));
     b->period_hist = trip__calloc(TRIP_HIST_BINS, sizeof(uint64_t));
     b->period_lo = TRIP_HIST_BINS;
+    b->minute_lo = TRIP_HIST_BINS;
     if (!b->stripes || !b->life_hist || !b->minute_hist || !b->period_hist)
         return TRIP_ENOMEM;
     atomic_init(&b->prio_cum_q16[0], 65536u);

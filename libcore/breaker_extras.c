@@ -104,9 +104,10 @@ trip__prio_roll_locked(trip_breaker *b, int64_t span_ns)
         return;
     double decay = exp2(-(double)span_ns / TRIP_PRIO_HALF_LIFE_NS_);
     double total = 0, cum = 0;
+    int ns = trip__stripes_in_use();
     for (int l = 0; l < TRIP_PRIO_LEVELS_; l++) {
         uint64_t n = 0;
-        for (int s = 0; s < TRIP_STRIPES_; s++) {
+        for (int s = 0; s < ns; s++) {
             uint64_t v =
                 atomic_load_explicit(&b->stripes[s].prio[l], TRIP_RLX_);
             if (v)

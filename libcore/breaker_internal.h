@@ -42,6 +42,8 @@ enum trip_ctr_ {
 };
 
 #define TRIP_HIST_WORDS_ ((TRIP_HIST_BINS + 63) / 64)
+/* a stripe's marks, padded to whole groups of four words for the harvest */
+#define TRIP_TOUCHED_WORDS_ ((TRIP_HIST_WORDS_ + 3) / 4 * 4)
 
 /* One thread stripe: counts of the current bucket, harvested on a roll. */
 typedef struct trip__stripe {
@@ -50,10 +52,27 @@ typedef struct trip__stripe {
     /* a bit per bin that may be nonzero: the record that makes a bin
      * nonzero sets it, the harvest that empties the bin clears it, so a
      * harvest visits only the bins used since the last one */
-    _Atomic uint64_t touched[TRIP_HIST_WORDS_];
-    _Atomic uint64_t prio[TRIP_PRIO_LEVELS_]; /* calls by priority level */
+    _Atomic uint64_t touched[TRIP_TOUCHED_WORDS_]; /* the padding stays 0 */
+    _Atomic uint64_t prio[TRIP_PRIO_LEVELS_];      /* calls by priority level */
     _Atomic uint32_t hist[TRIP_HIST_BINS];
 } trip__stripe;
+
+/* How many threads have taken a stripe, in this process (breaker.c). */
+extern _Atomic uint64_t trip__stripes_taken;
+
+/* Stripes [0, n) are the only ones written to: a harvest or a total
+ * reads those alone (an idle stripe cost a roll about 100 instructions).
+ * A thread takes its stripe before it writes to it, so a count this load
+ * misses was made after it, and the next harvest takes it, as it takes any
+ * count made while a harvest runs. Stripe 0 is always read: a ticket
+ * zeroed by its caller names it. */
+static inline int
+trip__stripes_in_use(void)
+{
+    uint64_t n =
+        atomic_load_explicit(&trip__stripes_taken, memory_order_acquire);
+    return n < 1 ? 1 : n < TRIP_STRIPES_ ? (int)n : TRIP_STRIPES_;
+}
 
 /* A finished bucket, kept in the window ring. */
 typedef struct trip__bucket {
@@ -187,6 +206,7 @@ struct trip_breaker {
     trip__sums totals; /* lifetime, harvested */
     trip__sums minute; /* the minute being accumulated */
     uint64_t *minute_hist;
+    uint32_t minute_lo, minute_hi; /* nonzero range of minute_hist */
     uint64_t *period_hist; /* since the last judgement of the long window */
     uint64_t period_hist_total;
     uint32_t period_lo, period_hi; /* nonzero range of period_hist */

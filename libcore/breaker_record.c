@@ -202,7 +202,7 @@ trip_record_at_(trip_breaker *b, const trip_ticket *t, int outcome,
     trip_inc_(st, outcome);
     if (trip_is_fail_(outcome))
         atomic_fetch_add_explicit(&st->c[TRIP_C_FAILW_],
-                                  (uint64_t)llround(weight * 1000.0),
+                                  (uint64_t)trip__round_nonneg(weight * 1000.0),
                                   TRIP_RLX_);
     if (outcome != TRIP_IGNORED) {
         uint32_t bin = trip__hist_bin(lat_ns);
@@ -284,7 +284,7 @@ trip__record_latency_checked(trip_breaker *b, const trip_ticket *t, int outcome,
     if (t->flags & TRIP_TK_NOREC_)
         return TRIP_OK;
     int64_t now = trip_clock_now(b->clock);
-    return trip_record_at_(b, t, outcome, (int64_t)llround(latency_s * 1e9),
+    return trip_record_at_(b, t, outcome, trip__round_nonneg(latency_s * 1e9),
                            now, 1.0);
 }
 
@@ -309,6 +309,6 @@ trip_record_weighted(trip_breaker *b, const trip_ticket *t, int outcome,
         return TRIP_OK;
     int64_t now = trip_clock_now(b->clock);
     int64_t lat =
-        latency_s < 0 ? now - t->start_ns : (int64_t)llround(latency_s * 1e9);
+        latency_s < 0 ? now - t->start_ns : trip__round_nonneg(latency_s * 1e9);
     return trip_record_at_(b, t, outcome, lat > 0 ? lat : 0, now, weight);
 }

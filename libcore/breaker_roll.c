@@ -91,7 +91,9 @@ trip_short_expire_(trip_breaker *b, uint32_t slot)
     uint32_t *h = b->ring_hist + (size_t)slot * TRIP_HIST_BINS;
     uint64_t *bits = b->slot_bits + (size_t)slot * TRIP_HIST_WORDS_;
     int live = b->hist_index[slot] >= 0;
-    for (uint32_t w = 0; w < TRIP_HIST_WORDS_; w++) {
+    /* the slot's bins lie in its range (a slot never filled has [0, 0]) */
+    uint32_t lo = b->slot_range[slot] >> 16, hi = b->slot_range[slot] & 0xFFFF;
+    for (uint32_t w = lo / 64; lo <= hi && w <= hi / 64; w++) {
         for (uint64_t x = bits[w]; x != 0; x &= x - 1) {
             uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(x);
             if (live) {
@@ -105,6 +107,15 @@ trip_short_expire_(trip_breaker *b, uint32_t slot)
     }
     b->slot_range[slot] = TRIP_HIST_BINS << 16; /* empty: lo > hi */
     b->hist_index[slot] = -1;
+}
+
+static inline void
+trip_range_widen_(uint32_t *lo, uint32_t *hi, uint32_t from, uint32_t to)
+{
+    if (from < *lo)
+        *lo = from;
+    if (to > *hi)
+        *hi = to;
 }
 
 static void
@@ -133,8 +144,18 @@ trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
     if (outcomes == 0)
         return; /* no latency was recorded since the last harvest */
     uint32_t lo = TRIP_HIST_BINS, hi = 0;
-    for (uint32_t w = 0; w < TRIP_HIST_WORDS_; w++) {
-        if (atomic_load_explicit(&st->touched[w], memory_order_relaxed) == 0)
+    _Atomic uint64_t *tw = st->touched;
+    for (uint32_t w = 0; w < TRIP_TOUCHED_WORDS_; w++) {
+        /* most words are clear: test four at a time */
+        if (w % 4 == 0 &&
+            (atomic_load_explicit(&tw[w], memory_order_relaxed) |
+             atomic_load_explicit(&tw[w + 1], memory_order_relaxed) |
+             atomic_load_explicit(&tw[w + 2], memory_order_relaxed) |
+             atomic_load_explicit(&tw[w + 3], memory_order_relaxed)) == 0) {
+            w += 3;
+            continue;
+        }
+        if (atomic_load_explicit(&tw[w], memory_order_relaxed) == 0)
             continue;
         uint64_t x =
             atomic_exchange_explicit(&st->touched[w], 0, memory_order_acquire);
@@ -167,12 +188,11 @@ trip_harvest_stripe_(trip_breaker *b, trip__stripe *st, trip__sums *sum,
     }
     uint32_t rlo = *range >> 16, rhi = *range & 0xFFFF;
     *range = (lo < rlo ? lo : rlo) << 16 | (hi > rhi ? hi : rhi);
-    if (whist && lo <= hi) {
-        if (lo < b->period_lo)
-            b->period_lo = lo;
-        if (hi > b->period_hi)
-            b->period_hi = hi;
-    }
+    if (lo > hi)
+        return;
+    trip_range_widen_(&b->minute_lo, &b->minute_hi, lo, hi);
+    if (whist)
+        trip_range_widen_(&b->period_lo, &b->period_hi, lo, hi);
 }
 
 /* Empty the histogram of the period the anomaly rules judge. */
@@ -262,7 +282,7 @@ trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window, int64_t idx)
         wbits = b->slot_bits + (size_t)slot * TRIP_HIST_WORDS_;
         b->hist_index[slot] = idx;
     }
-    for (int s = 0; s < TRIP_STRIPES_; s++)
+    for (int s = 0, ns = trip__stripes_in_use(); s < ns; s++)
         trip_harvest_stripe_(b, &b->stripes[s], bucket, whist, wbits, &range);
     for (int c = 0; c < TRIP_C_COUNT_; c++) {
         b->totals.c[c] += bucket->c[c];
@@ -365,7 +385,7 @@ trip__flush_minute(trip_breaker *b)
          * outcomes of the minute but left no latency (ranks past the
          * histogram's total read as the top bin, 4295 s) */
         uint64_t nh = 0;
-        for (uint32_t i = 0; i < TRIP_HIST_BINS; i++)
+        for (uint32_t i = b->minute_lo; i <= b->minute_hi; i++)
             nh += b->minute_hist[i];
         trip__hist_quantiles_s(b->minute_hist, nh, qs, 5, q);
         trip_rollup_row r = {b->minute_start_wall,
@@ -387,7 +407,11 @@ trip__flush_minute(trip_breaker *b)
         trip__store_push_rollup(l->s, &r);
     }
     memset(&b->minute, 0, sizeof b->minute);
-    memset(b->minute_hist, 0, TRIP_HIST_BINS * sizeof(uint64_t));
+    if (b->minute_lo <= b->minute_hi)
+        memset(b->minute_hist + b->minute_lo, 0,
+               (size_t)(b->minute_hi - b->minute_lo + 1) * sizeof(uint64_t));
+    b->minute_lo = TRIP_HIST_BINS;
+    b->minute_hi = 0;
     b->minute_start_wall = -1;
 }
 
@@ -517,11 +541,15 @@ trip__roll_locked(trip_breaker *b, int64_t now, trip__pending *p)
     atomic_store_explicit(&b->wall_offset_ns, offset, memory_order_relaxed);
     trip__sums bucket;
     trip__harvest(b, &bucket, 1, old_idx);
-    /* expire short-window slots that fell out during an idle gap */
-    for (uint32_t i = 0; i < b->cfg.window_buckets; i++)
-        if (b->hist_index[i] >= 0 &&
-            b->hist_index[i] < new_idx - (int64_t)b->cfg.window_buckets)
-            trip_short_expire_(b, i);
+    /* expire short-window slots that fell out during an idle gap. After
+     * each roll every live slot is at or after new_idx - window_buckets,
+     * and the harvest just reused the slot of old_idx - window_buckets,
+     * so a roll by one bucket leaves nothing to expire */
+    if (new_idx - old_idx > 1)
+        for (uint32_t i = 0; i < b->cfg.window_buckets; i++)
+            if (b->hist_index[i] >= 0 &&
+                b->hist_index[i] < new_idx - (int64_t)b->cfg.window_buckets)
+                trip_short_expire_(b, i);
     /* after a gap longer than the long window, the latencies since the
      * last judgement are all older than the window it will judge */
     if (old_idx < new_idx - (int64_t)b->cfg.long_window_buckets)

@@ -8,8 +8,9 @@
 void
 trip__breaker_totals(trip_breaker *b, trip__sums *out, uint64_t *hist)
 {
+    int ns = trip__stripes_in_use();
     *out = b->totals;
-    for (int s = 0; s < TRIP_STRIPES_; s++) {
+    for (int s = 0; s < ns; s++) {
         trip__stripe *st = &b->stripes[s];
         for (int c = 0; c < TRIP_C_COUNT_; c++)
             out->c[c] += atomic_load_explicit(&st->c[c], memory_order_relaxed);
@@ -20,7 +21,7 @@ trip__breaker_totals(trip_breaker *b, trip__sums *out, uint64_t *hist)
     if (hist == NULL)
         return;
     memcpy(hist, b->life_hist, TRIP_HIST_BINS * sizeof(uint64_t));
-    for (int s = 0; s < TRIP_STRIPES_; s++)
+    for (int s = 0; s < ns; s++)
         for (uint32_t i = 0; i < TRIP_HIST_BINS; i++)
             hist[i] += atomic_load_explicit(&b->stripes[s].hist[i],
                                             memory_order_relaxed);

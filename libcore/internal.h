@@ -89,6 +89,16 @@ trip__splitmix64(uint64_t *state)
     return z ^ (z >> 31);
 }
 
+/* llround(x) for 0 <= x < 2^63, inlined: the library call was a tenth
+ * of a replayed event's instructions. The truncation is x's floor and
+ * x - floor(x) is exact, so halves round up as llround's do. */
+static inline int64_t
+trip__round_nonneg(double x)
+{
+    int64_t r = (int64_t)x;
+    return r + (x - (double)r >= 0.5);
+}
+
 /* FNV-1a of a string, used to seed jitter from a breaker's name. */
 uint64_t trip__hash_str(const char *s);
 
