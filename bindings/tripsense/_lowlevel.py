@@ -214,9 +214,14 @@ def _take_string(pp: Any) -> str:
         lib.trip_string_free(pp[0])
 
 
-def _error(rc: int, context: Optional[str] = None) -> TripsenseError:
-    """Build the exception for status rc, with the thread's message."""
+def _error(rc: int, context: Optional[str] = None,
+           named: Optional[str] = None) -> TripsenseError:
+    """Build the exception for status rc, with the thread's message, after
+    context unless the message already contains ``named`` (the store's
+    messages name their file: the prefix repeated it)."""
     detail = _string(lib.trip_errmsg()) or _string(lib.trip_strerror(rc))
+    if named is not None and named in detail:
+        context = None
     msg = f"{context}: {detail}" if context else detail
     if rc in _STORE:
         cls: type = StoreError
@@ -227,17 +232,19 @@ def _error(rc: int, context: Optional[str] = None) -> TripsenseError:
     return cls(msg, rc)
 
 
-def _check(rc: int, context: Optional[str] = None) -> int:
+def _check(rc: int, context: Optional[str] = None,
+           named: Optional[str] = None) -> int:
     """Return rc if it is not an error, else raise the mapped exception.
 
     ``TRIP_EINVAL`` and ``TRIP_ERANGE`` give :class:`InvalidConfigError`,
     ``TRIP_ENOTFOUND`` :class:`NotFoundError`, the store statuses
     (``ESTORE``, ``EBUSY``, ``ESCHEMA``, ``ECORRUPT``, ``EREADONLY``,
     ``EFULL``, ``EIO``) :class:`StoreError`, anything else
-    :class:`TripsenseError`. The message is ``trip_errmsg()``'s.
+    :class:`TripsenseError`. The message is ``trip_errmsg()``'s, after
+    context unless it already contains ``named``.
     """
     if rc < 0:
-        raise _error(rc, context)
+        raise _error(rc, context, named)
     return rc
 
 

@@ -253,7 +253,7 @@ class Store:
             raise StoreError(f"history file {p!r} does not exist",
                              lib.TRIP_EIO)
         out = ffi.new("trip_store **")
-        _check(lib.trip_store_open(os.fsencode(p), o, out), f"history {p!r}")
+        _check(lib.trip_store_open(os.fsencode(p), o, out), f"history {p!r}", p)
         self._attached: "weakref.WeakSet[Any]" = weakref.WeakSet()
         attached = self._attached
         self._s: Any = ffi.gc(out[0], lambda ptr, _c=_close_store: _c(ptr, attached))
