@@ -157,8 +157,7 @@ def _check_replay(sim: Simulation, live: dict[str, np.ndarray],
     from .replay import _decisions
 
     a = sim.arrays(name)
-    codes, _ = _decisions({"time": a["wall_ns"], "outcome": a["outcome"],
-                           "latency_s": a["latency_s"]}, dict(SEED_CONFIG))
+    codes, _ = _decisions(a, dict(SEED_CONFIG))
     return bool(np.array_equal(codes, live[name]))
 
 

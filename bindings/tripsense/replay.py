@@ -340,7 +340,11 @@ def _decisions(events: Any, config: Any) -> Tuple[np.ndarray, np.ndarray]:
     decision code of each event (uint8, 0 pass) and the transitions
     (structured trip_transition_row array). The same C call as
     :func:`replay`; for a month of calls its frames cost as much as the
-    replay itself."""
+    replay itself. events may also be a simulation's arrays
+    (``wall_ns``, ``outcome``, ``latency_s``: ``Simulation.arrays``)."""
+    if isinstance(events, dict) and "wall_ns" in events and "time" not in events:
+        events = {"time": events["wall_ns"], "outcome": events["outcome"],
+                  "latency_s": events["latency_s"]}
     cfg = _cfg(config, {})
     wall, lat, outcome, prio = events_arrays(events)
     r = _replay_c(cfg, wall, lat, outcome, prio)

@@ -268,9 +268,7 @@ def replay_breakers(arrays: Mapping[str, Mapping[str, np.ndarray]],
     states = np.array(_STATE_CATS, dtype=object)
     runs = []
     for name, a in arrays.items():
-        codes, tr = _decisions({"time": a["wall_ns"], "outcome": a["outcome"],
-                                "latency_s": a["latency_s"]},
-                               dict(config or {}))
+        codes, tr = _decisions(a, dict(config or {}))
         runs.append(Run(name, a["wall_ns"], a["outcome"], codes != lib.TRIP_PASS,
                         tr["wall_ns"].astype(np.int64), states[tr["from"]],
                         states[tr["to"]]))
