@@ -101,9 +101,16 @@ trip_cal_transition_(int kind, const trip_transition *t, void *user)
         r->trips++;
 }
 
+static inline trip__replay_ev
+trip_cal_ev_(const trip_event *e)
+{
+    trip__replay_ev r = {e->wall_ns, e->latency_s, e->outcome, e->priority};
+    return r;
+}
+
 /*
- * The loop of trip_replay() (same breaker name, so the same jitter seed,
- * manual clock, allow then record) without storing a decision per event and
+ * trip_replay()'s loop (same breaker name, so the same jitter seed, and
+ * the same step for each event) without storing a decision per event and
  * an evaluation per second, which for weeks of history would take hundreds
  * of megabytes per candidate.
  */
@@ -126,18 +133,14 @@ trip_cal_replay_(const trip_config *cfg, const trip_event *ev, size_t n,
         for (size_t i = 0; i < n && rc == TRIP_OK; i++) {
             if (r->stop_after >= 0 && r->trips > r->stop_after)
                 break;
-            /* the events were checked as replay checks them: a status
+            /* checked as replay checks them (trip_cal_check_): a status
              * here is a bug to report, not a call to skip quietly */
-            rc = trip_clock_set(clk, ev[i].wall_ns);
-            trip_ticket t;
-            int d =
-                rc == TRIP_OK ? trip_allow_priority(b, &t, ev[i].priority) : rc;
-            if (d == TRIP_PASS)
-                rc = trip_record_latency(b, &t, ev[i].outcome, ev[i].latency_s);
-            else if (d >= 0)
-                r->rejected++;
-            else
+            trip__replay_ev e = trip_cal_ev_(&ev[i]);
+            int state, d = trip__replay_step(b, clk, &e, &state);
+            if (d < 0)
                 rc = d;
+            else if (d != TRIP_PASS)
+                r->rejected++;
         }
     }
     trip_breaker_free(b);
@@ -286,28 +289,15 @@ trip_cal_check_(const trip_event *ev, size_t n, double budget,
                           "trip_calibrate: budget_per_week "
                           "must be finite and > 0, got %g",
                           budget);
+    /* as trip_replay checks them: a time past 2^62 made the history span
+     * thousands of weeks, and a latency over a year was admitted and never
+     * recorded */
     for (size_t i = 0; i < n; i++) {
-        const trip_event *e = &ev[i];
-        /* as trip_replay checks them: a time past 2^62 made the history
-         * span thousands of weeks, and a latency over a year was admitted
-         * and never recorded */
-        if (e->wall_ns < 0 || e->wall_ns > TRIP__TIME_MAX_NS ||
-            (i > 0 && e->wall_ns < ev[i - 1].wall_ns))
-            return trip__fail(TRIP_EINVAL,
-                              "trip_calibrate: event %zu: time "
-                              "%lld is negative, past 2^62 ns or before "
-                              "the previous event",
-                              i, (long long)e->wall_ns);
-        if (!isfinite(e->latency_s) || e->latency_s < 0 ||
-            e->latency_s > 86400.0 * 365 || e->outcome < TRIP_SUCCESS ||
-            e->outcome > TRIP_IGNORED || e->priority < 0 || e->priority > 255)
-            return trip__fail(
-                TRIP_EINVAL,
-                "trip_calibrate: event %zu: "
-                "latency %g (seconds, 0 to 1 year), outcome %d or "
-                "priority %d (0..255) is "
-                "invalid",
-                i, e->latency_s, e->outcome, e->priority);
+        trip__replay_ev e = trip_cal_ev_(&ev[i]);
+        int rc = trip__replay_check("trip_calibrate", &e, i,
+                                    i ? ev[i - 1].wall_ns : 0);
+        if (rc != TRIP_OK)
+            return rc;
     }
     if (ev[n - 1].wall_ns == ev[0].wall_ns)
         return trip__fail(TRIP_EINVAL,

@@ -3,6 +3,7 @@
 #ifndef TRIPSENSE_BREAKER_INTERNAL_H
 #define TRIPSENSE_BREAKER_INTERNAL_H
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -301,6 +302,65 @@ void trip__announce(trip_breaker *b, trip__pending *p);
  * each event before it allows it). */
 int trip__record_latency_checked(trip_breaker *b, const trip_ticket *t,
                                  int outcome, double latency_s);
+
+/* replay.c: one recorded call, as replay and calibration play it. */
+typedef struct trip__replay_ev {
+    int64_t wall;
+    double lat;
+    int32_t outcome, prio;
+} trip__replay_ev;
+/* The event against the limits of the engine, so that the calls that play
+ * it cannot fail; prev is event i - 1's time (ignored for i == 0) and who
+ * begins the message. Inline: the replay loop runs it per event. */
+static inline int
+trip__replay_check(const char *who, const trip__replay_ev *e, size_t i,
+                   int64_t prev)
+{
+    if (e->wall < 0 || (i > 0 && e->wall < prev))
+        return trip__fail(TRIP_EINVAL,
+                          "%s: event %zu: time %lld is "
+                          "negative or before the previous event",
+                          who, i, (long long)e->wall);
+    if (e->wall > TRIP__TIME_MAX_NS)
+        return trip__fail(TRIP_EINVAL,
+                          "%s: event %zu: time %lld is "
+                          "past 2^62 ns (the year 2116)",
+                          who, i, (long long)e->wall);
+    /* the limits of trip_record_latency(): an event it would refuse must
+     * not be admitted and then never recorded */
+    if (!isfinite(e->lat) || e->lat < 0 || e->lat > 86400.0 * 365)
+        return trip__fail(TRIP_EINVAL,
+                          "%s: event %zu: latency %g must "
+                          "be finite and in [0, 1 year] seconds",
+                          who, i, e->lat);
+    if (e->outcome < TRIP_SUCCESS || e->outcome > TRIP_IGNORED)
+        return trip__fail(TRIP_EINVAL, "%s: event %zu: unknown outcome %d", who,
+                          i, (int)e->outcome);
+    if (e->prio < 0 || e->prio > 255)
+        return trip__fail(TRIP_EINVAL,
+                          "%s: event %zu: priority %d not "
+                          "in [0, 255]",
+                          who, i, (int)e->prio);
+    return TRIP_OK;
+}
+
+/* A checked event as a live caller makes it: move clk (the replay's own
+ * manual clock: a store, not trip_clock_set()'s compare-and-swap), allow,
+ * and record an admitted call. Returns the decision; *state receives the
+ * ticket's state. */
+static inline int
+trip__replay_step(trip_breaker *b, trip_clock *clk, const trip__replay_ev *e,
+                  int *state)
+{
+    trip_ticket t;
+    trip__clock_store(clk, e->wall);
+    int d = trip_allow_priority(b, &t, e->prio);
+    *state = t.state;
+    if (d == TRIP_PASS && t.decision == TRIP_PASS)
+        trip__record_latency_checked(b, &t, e->outcome, e->lat);
+    return d;
+}
+
 void trip__notify_rejection(trip_breaker *b, int state, int decision);
 int trip__effective_state(uint64_t sw);
 void trip__publish_hot_config(trip_breaker *b);

@@ -85,79 +85,30 @@ trip_col_int_(const char *base, size_t step, size_t i)
 }
 
 /* One event's columns, read once. */
-typedef struct trip_replay_ev_ {
-    int64_t wall;
-    double lat;
-    int32_t outcome, prio;
-} trip_replay_ev_;
-
-static inline trip_replay_ev_
+static inline trip__replay_ev
 trip_replay_read_(const trip_replay_cols_ *c, size_t i)
 {
-    trip_replay_ev_ e = {trip_col_wall_(c, i), trip_col_lat_(c, i),
+    trip__replay_ev e = {trip_col_wall_(c, i), trip_col_lat_(c, i),
                          trip_col_int_(c->outcome, c->outcome_step, i),
                          trip_col_int_(c->prio, c->prio_step, i)};
     return e;
 }
 
-/* Event i against the limits of the engine; prev is event i - 1's time
- * (ignored for i == 0). */
-static int
-trip_replay_check_(const trip_replay_ev_ *e, size_t i, int64_t prev)
-{
-    if (e->wall < 0 || (i > 0 && e->wall < prev))
-        return trip__fail(TRIP_EINVAL,
-                          "replay: event %zu: time %lld is "
-                          "negative or before the previous event",
-                          i, (long long)e->wall);
-    if (e->wall > TRIP__TIME_MAX_NS)
-        return trip__fail(TRIP_EINVAL,
-                          "replay: event %zu: time %lld is "
-                          "past 2^62 ns (the year 2116)",
-                          i, (long long)e->wall);
-    /* the limits of trip_record_latency(): an event it would refuse must
-     * not be admitted and then never recorded */
-    if (!isfinite(e->lat) || e->lat < 0 || e->lat > 86400.0 * 365)
-        return trip__fail(TRIP_EINVAL,
-                          "replay: event %zu: latency %g must "
-                          "be finite and in [0, 1 year] seconds",
-                          i, e->lat);
-    if (e->outcome < TRIP_SUCCESS || e->outcome > TRIP_IGNORED)
-        return trip__fail(TRIP_EINVAL,
-                          "replay: event %zu: unknown outcome "
-                          "%d",
-                          i, (int)e->outcome);
-    if (e->prio < 0 || e->prio > 255)
-        return trip__fail(TRIP_EINVAL,
-                          "replay: event %zu: priority %d not "
-                          "in [0, 255]",
-                          i, (int)e->prio);
-    return TRIP_OK;
-}
-
-/* Each event as a live caller makes it: move the clock, allow, record.
- * The event is checked first, so the public calls' own checks (a clock
- * that goes back, a latency out of range) cannot fail, and the checked
- * forms are called: the same engine without the second check and the
- * clock's compare-and-swap (the replay's clock is its own). */
+/* Each event checked, then played as a live caller makes it. */
 static int
 trip_replay_run_(trip_breaker *b, trip_clock *clk, const trip_replay_cols_ *c,
                  trip_replay_result *r)
 {
     int64_t prev = 0;
     for (size_t i = 0; i < r->n_events; i++) {
-        trip_replay_ev_ e = trip_replay_read_(c, i);
-        int rc = trip_replay_check_(&e, i, prev);
+        trip__replay_ev e = trip_replay_read_(c, i);
+        int rc = trip__replay_check("replay", &e, i, prev);
         if (rc != TRIP_OK)
             return rc;
         prev = e.wall;
-        trip__clock_store(clk, e.wall);
-        trip_ticket t;
-        int d = trip_allow_priority(b, &t, e.prio);
-        r->decisions[i] = (uint8_t)d;
-        r->states[i] = (uint8_t)t.state;
-        if (d == TRIP_PASS && t.decision == TRIP_PASS)
-            trip__record_latency_checked(b, &t, e.outcome, e.lat);
+        int state;
+        r->decisions[i] = (uint8_t)trip__replay_step(b, clk, &e, &state);
+        r->states[i] = (uint8_t)state;
     }
     return TRIP_OK;
 }
@@ -192,8 +143,8 @@ trip_replay_cols_run_(const trip_config *cfg, const trip_replay_cols_ *c,
             rc = TRIP_ENOMEM;
     }
     if (rc == TRIP_OK && n > 0) {
-        trip_replay_ev_ e0 = trip_replay_read_(c, 0);
-        rc = trip_replay_check_(&e0, 0, 0);
+        trip__replay_ev e0 = trip_replay_read_(c, 0);
+        rc = trip__replay_check("replay", &e0, 0, 0);
     }
     if (rc == TRIP_OK)
         rc = trip_clock_manual_new(n ? trip_col_wall_(c, 0) : 0, 0, &clk);
