@@ -837,7 +837,7 @@ trip__adaptive_evaluate(trip__adaptive *a, const trip_config *cfg,
     if (cfg->latency_threshold_ns > 0 || ev != NULL) {
         if (shortw->hist_groups != NULL)
             trip__hist_quantiles_grouped_s(shortw->hist, shortw->hist_groups,
-                                           shortw->hist_total,
+                                           shortw->hist_total, shortw->hist_end,
                                            &cfg->latency_quantile, 1, &short_q);
         else
             trip__hist_quantiles_from_s(shortw->hist, shortw->hist_total,

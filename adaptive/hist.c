@@ -120,18 +120,21 @@ trip__hist_quantiles_from_s(const uint64_t *counts, uint64_t total,
  * counts hold fewer than total - rank + 1 samples (the caller scans up). */
 static int
 trip_hist_top_down_(const uint64_t *counts, const uint64_t *groups,
-                    uint64_t total, uint64_t rank, double *out)
+                    uint64_t total, uint32_t top, uint64_t rank, double *out)
 {
     uint64_t need = total - rank + 1, above = 0;
-    for (uint32_t g = TRIP_HIST_GROUPS; g-- > 0;) {
+    for (uint32_t g = (top - 1) / TRIP_HIST_SUB + 1; g-- > 0;) {
         if (above + groups[g] < need) {
             above += groups[g];
             continue;
         }
         /* eight bins at a time, then one by one in the eight that reach
-         * it (TRIP_HIST_SUB is a multiple of eight) */
-        for (uint32_t end = (g + 1) * TRIP_HIST_SUB; end > g * TRIP_HIST_SUB;
-             end -= 8) {
+         * it (TRIP_HIST_SUB is a multiple of eight), from the eight that
+         * hold bin top - 1 down */
+        uint32_t first = (g + 1) * TRIP_HIST_SUB;
+        if (first > (top + 7) / 8 * 8)
+            first = (top + 7) / 8 * 8;
+        for (uint32_t end = first; end > g * TRIP_HIST_SUB; end -= 8) {
             uint64_t s = 0;
             for (uint32_t j = end - 8; j < end; j++)
                 s += counts[j];
@@ -154,8 +157,8 @@ trip_hist_top_down_(const uint64_t *counts, const uint64_t *groups,
 
 void
 trip__hist_quantiles_grouped_s(const uint64_t *counts, const uint64_t *groups,
-                               uint64_t total, const double *qs, size_t nq,
-                               double *out)
+                               uint64_t total, uint32_t end, const double *qs,
+                               size_t nq, double *out)
 {
     uint64_t rank[16] = {0}, seen = 0;
     size_t qi = 0;
@@ -166,8 +169,9 @@ trip__hist_quantiles_grouped_s(const uint64_t *counts, const uint64_t *groups,
         return;
     }
     /* one high quantile (the percentile rule's p99): from the top */
+    uint32_t top = end > 0 && end < TRIP_HIST_BINS ? end : TRIP_HIST_BINS;
     if (nq == 1 && rank[0] > total / 2 &&
-        trip_hist_top_down_(counts, groups, total, rank[0], out))
+        trip_hist_top_down_(counts, groups, total, top, rank[0], out))
         return;
     for (uint32_t g = 0; g < TRIP_HIST_GROUPS && qi < nq; g++) {
         if (seen + groups[g] < rank[qi]) {

@@ -64,10 +64,12 @@ void trip__hist_quantiles_from_s(const uint64_t *counts, uint64_t total,
  * the sum of its TRIP_HIST_SUB bins) are kept alongside: the scan visits
  * every group but only the bins of the groups where a quantile falls, at
  * most TRIP_HIST_GROUPS + nq * TRIP_HIST_SUB reads whatever the range of
- * the values; a single quantile in the upper half is found from the top.
- * Same results as trip__hist_quantiles_s(). */
+ * the values; a single quantile in the upper half is found from the top,
+ * from bin end down (the bins from end on are empty; 0: not known). Same
+ * results as trip__hist_quantiles_s(). */
 void trip__hist_quantiles_grouped_s(const uint64_t *counts,
                                     const uint64_t *groups, uint64_t total,
-                                    const double *qs, size_t nq, double *out);
+                                    uint32_t end, const double *qs, size_t nq,
+                                    double *out);
 
 #endif /* TRIPSENSE_HIST_H */

@@ -223,6 +223,21 @@ trip_minute_roll_(trip_breaker *b, int64_t bucket_wall)
     }
 }
 
+/* The short window's nonzero range, exactly: the union of its live slots'
+ * ranges (an expired slot's range is empty). */
+static void
+trip_short_range_(trip_breaker *b)
+{
+    uint32_t lo = TRIP_HIST_BINS, hi = 0;
+    for (uint32_t i = 0; i < b->cfg.window_buckets; i++) {
+        uint32_t r = b->slot_range[i];
+        if (b->hist_index[i] >= 0 && (r >> 16) <= (r & 0xFFFF))
+            trip_range_widen_(&lo, &hi, r >> 16, r & 0xFFFF);
+    }
+    b->short_lo = lo;
+    b->short_hi = hi;
+}
+
 static void
 trip_sums_add_(trip__sums *s, const uint64_t *c, uint64_t lat_us)
 {
@@ -300,12 +315,6 @@ trip__harvest(trip_breaker *b, trip__sums *bucket, int into_window, int64_t idx)
     b->minute.lat_sum_s += bucket->lat_sum_s;
     if (into_window) {
         b->slot_range[slot] = range;
-        if ((range >> 16) <= (range & 0xFFFF)) {
-            if ((range >> 16) < b->short_lo)
-                b->short_lo = range >> 16;
-            if ((range & 0xFFFF) > b->short_hi)
-                b->short_hi = range & 0xFFFF;
-        }
         trip__bucket *rb = &b->ring[idx % b->cfg.long_window_buckets];
         trip_wsum_enter_(b, idx, bucket);
         rb->index = idx;
@@ -494,6 +503,8 @@ trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now, int64_t wall_end,
     bw.hist_groups = sw_.hist_groups = b->short_group;
     bw.hist_total = sw_.hist_total = b->short_hist_total;
     bw.hist_lo = sw_.hist_lo = b->short_lo < TRIP_HIST_BINS ? b->short_lo : 0;
+    bw.hist_end = sw_.hist_end =
+        b->short_lo <= b->short_hi ? b->short_hi + 1 : 0;
     /* the long window's latencies: those since the last judgement, which
      * is the long window when buckets roll without gaps */
     lw.hist = b->period_hist;
@@ -550,6 +561,7 @@ trip__roll_locked(trip_breaker *b, int64_t now, trip__pending *p)
             if (b->hist_index[i] >= 0 &&
                 b->hist_index[i] < new_idx - (int64_t)b->cfg.window_buckets)
                 trip_short_expire_(b, i);
+    trip_short_range_(b);
     /* after a gap longer than the long window, the latencies since the
      * last judgement are all older than the window it will judge */
     if (old_idx < new_idx - (int64_t)b->cfg.long_window_buckets)

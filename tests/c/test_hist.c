@@ -175,7 +175,7 @@ test_hist_grouped_equals_scan(void **state)
         memset(h, 0, TRIP_HIST_BINS * sizeof *h);
         memset(g, 0, sizeof g);
         int n = 1 + round % 50, span = 1 + (round * 37) % TRIP_HIST_BINS;
-        uint32_t base = (uint32_t)((round * 101) % TRIP_HIST_BINS);
+        uint32_t base = (uint32_t)((round * 101) % TRIP_HIST_BINS), top = 0;
         for (int i = 0; i < n; i++) {
             x = x * 6364136223846793005ull + 1442695040888963407ull;
             uint32_t bin =
@@ -184,29 +184,35 @@ test_hist_grouped_equals_scan(void **state)
             h[bin] += c;
             g[bin / TRIP_HIST_SUB] += c;
             total += c;
+            top = bin > top ? bin : top;
         }
         if (round % 7 == 0) {
             h[TRIP_HIST_BINS - 1]++;
             g[TRIP_HIST_GROUPS - 1]++;
             total++;
+            top = TRIP_HIST_BINS - 1;
         }
         double a[7], b[7];
         trip__hist_quantiles_s(h, total, qs, 7, a);
-        trip__hist_quantiles_grouped_s(h, g, total, qs, 7, b);
+        trip__hist_quantiles_grouped_s(h, g, total, 0, qs, 7, b);
         for (int i = 0; i < 7; i++) {
             double one;
             assert_true(a[i] == b[i]);
             assert_true(a[i] == ref_quantile(h, total, qs[i]));
             /* a quantile alone: those above the median are found from the
              * top, with the same result */
-            trip__hist_quantiles_grouped_s(h, g, total, &qs[i], 1, &one);
+            trip__hist_quantiles_grouped_s(h, g, total, 0, &qs[i], 1, &one);
+            assert_true(one == a[i]);
+            /* and from the bin after the highest nonzero one */
+            trip__hist_quantiles_grouped_s(h, g, total, top + 1, &qs[i], 1,
+                                           &one);
             assert_true(one == a[i]);
         }
     }
     double out[2];
-    trip__hist_quantiles_grouped_s(h, g, 0, qs, 2, out);
+    trip__hist_quantiles_grouped_s(h, g, 0, 0, qs, 2, out);
     assert_true(isnan(out[0]) && isnan(out[1]));
-    trip__hist_quantiles_grouped_s(h, NULL, 3, qs, 2, out);
+    trip__hist_quantiles_grouped_s(h, NULL, 3, 0, qs, 2, out);
     assert_true(isnan(out[0]) && isnan(out[1]));
     free(h);
 }
