@@ -90,10 +90,12 @@ def pybreaker_paths():
 
 def threads_ratio(n_threads=4, n=100_000, reps=5):
     """Per call with n threads against one, for tripsense's decorator and
-    ``with``, and for a plain call (what the GIL alone imposes): wall time,
-    and the process's CPU time (all threads), best of reps. One-thread and
-    n-thread runs alternate, so that a change in the machine's load during
-    the measurement weighs on both."""
+    ``with``, for a plain call (what the GIL alone imposes) and for a
+    pure-Python call about as heavy as a guarded one (``heavy``: what the
+    GIL imposes on a call of that weight, whose working set each hand-off
+    to another core moves): wall time, and the process's CPU time (all
+    threads), best of reps. One-thread and n-thread runs alternate, so that
+    a change in the machine's load during the measurement weighs on both."""
     b = tripsense.Breaker("threads", consecutive_failures=0, failure_rate=0,
                           adaptive=False)
     g = b(f)
@@ -101,6 +103,22 @@ def threads_ratio(n_threads=4, n=100_000, reps=5):
     def with_block():
         with b:
             f()
+
+    class Block:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    block = Block()
+
+    def heavy():
+        with block:
+            x = 0
+            for i in range(6):
+                x += i
+            return f()
 
     def run(fn, k, calls):
         def work():
@@ -126,7 +144,7 @@ def threads_ratio(n_threads=4, n=100_000, reps=5):
         return (min(m[0] for m in many) / min(o[0] for o in one),
                 min(m[1] for m in many) / min(o[1] for o in one))
 
-    return ratios(g), ratios(with_block), ratios(f)
+    return ratios(g), ratios(with_block), ratios(f), ratios(heavy)
 
 
 def history_read(path, rows=1_000_000):
@@ -210,13 +228,16 @@ def main():
               f"= {dec / pb[0]:.2f}x pybreaker (target <= 0.33x)")
         print(f"{'pybreaker rejected':34s} {pb[1]:8.0f} ns/call  tripsense "
               f"= {rej / pb[1]:.2f}x pybreaker (target <= 0.33x)")
-    tr, with_tr, plain_tr = threads_ratio()
+    tr, with_tr, plain_tr, heavy_tr = threads_ratio()
     print(f"4 threads / 1 thread per call      tripsense {tr[0]:.2f}x, plain "
           f"call {plain_tr[0]:.2f}x (the GIL's share), wall time")
     print(f"4 threads / 1 thread per call      tripsense {tr[1]:.2f}x, plain "
           f"call {plain_tr[1]:.2f}x, process CPU time")
     print(f"4 threads / 1 thread, with block   tripsense {with_tr[0]:.2f}x "
           f"wall, {with_tr[1]:.2f}x process CPU time")
+    print(f"4 threads / 1 thread, Python call  {heavy_tr[0]:.2f}x wall, "
+          f"{heavy_tr[1]:.2f}x process CPU time (pure Python as heavy as a "
+          f"guarded call: the GIL's share at that weight)")
     with tempfile.TemporaryDirectory() as d:
         n, s = history_read(os.path.join(d, "h.db"))
     print(f"History.outcomes() of {n:,} rows     {s:.3f} s wall, best of 3 "
