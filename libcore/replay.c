@@ -14,24 +14,42 @@ typedef struct trip_replay_ctx_ {
     trip_replay_result *res;
     size_t cap_evals, cap_trans;
     int failed;
+    int overflow; /* more evaluations than trip_replay_reserve_ allowed */
 } trip_replay_ctx_;
+
+/* A result array of `bytes` at p, at least partly not yet written: ask
+ * for huge pages where the kernel gives them on request (transparent huge
+ * pages in "madvise" mode). Its first writes then fault once per 2 MiB,
+ * not once per 4 KiB; the faults were most of the kernel's share of a
+ * replay of ten million events (bench/RESULTS.md). Advice only: a refusal
+ * changes nothing. */
+static void
+trip_replay_advise_(void *p, size_t bytes)
+{
+#if defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(huge - 1);
+    if (p != NULL && hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+#endif
+}
 
 static void
 trip_replay_eval_(void *user, const trip_eval *ev)
 {
     trip_replay_ctx_ *c = user;
     trip_replay_result *r = c->res;
-    if (c->failed)
+    if (c->failed || c->overflow)
         return;
     if (r->n_evals == c->cap_evals) {
-        size_t cap = c->cap_evals ? c->cap_evals * 2 : 1024;
-        trip_eval *p = trip__realloc(r->evals, cap * sizeof *p);
-        if (p == NULL) {
-            c->failed = 1;
-            return;
-        }
-        r->evals = p;
-        c->cap_evals = cap;
+        /* only times out of order roll more often than the span allows,
+         * and the replay fails at the first of them */
+        c->overflow = 1;
+        return;
     }
     r->evals[r->n_evals++] = *ev;
 }
@@ -130,49 +148,51 @@ trip_replay_result_free(trip_replay_result *r)
     trip__free(r);
 }
 
-/* A result array of `bytes` at p, not yet written: ask for huge pages
- * where the kernel gives them on request (transparent huge pages in
- * "madvise" mode). Its first writes then fault once per 2 MiB, not once
- * per 4 KiB; the faults were most of the kernel's share of a replay of
- * ten million events (bench/RESULTS.md). Advice only: a refusal changes
- * nothing. */
-static void
-trip_replay_advise_(void *p, size_t bytes)
-{
-#if defined(MADV_HUGEPAGE)
-    const uintptr_t huge = (uintptr_t)2 << 20;
-    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
-    uintptr_t hi = ((uintptr_t)p + bytes) & ~(huge - 1);
-    if (p != NULL && hi > lo)
-        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-#else
-    (void)p;
-    (void)bytes;
-#endif
-}
-
-/* Room for every evaluation the events can make, one per bucket they
- * span (each roll is made by an event, and at most one per event), so the
- * array is allocated once; if that fails the hook grows it as it goes. */
-static void
+/* The evaluations' array, allocated once. A roll happens only when an
+ * event enters a later bucket than the last, so there are at most as many
+ * as the events' span has buckets, and at most one per event. Only the
+ * pages written are ever touched, and trip_replay_shrink_ gives back what
+ * a span of few events left unused (a burst, then one event a year later,
+ * reserved a slot per event). Times out of order can roll more often:
+ * the hook then stops storing, and the replay fails at the first such
+ * event. */
+static int
 trip_replay_reserve_(trip_replay_ctx_ *ctx, const trip_replay_cols_ *c,
                      size_t n, int64_t bucket_ns)
 {
-    if (n == 0 || bucket_ns <= 0)
-        return;
-    int64_t first = trip_col_wall_(c, 0), last = trip_col_wall_(c, n - 1);
-    /* times are checked as the events are played: unsorted or out of
-     * range, the estimate is only bounded */
-    uint64_t span = last > first ? (uint64_t)(last - first) : 0;
-    uint64_t cap = span / (uint64_t)bucket_ns + 2;
-    if (cap > (uint64_t)n + 1)
-        cap = (uint64_t)n + 1;
-    trip_eval *p = trip__malloc((size_t)cap * sizeof *p);
+    size_t cap = 1;
+    if (n > 0) {
+        /* unchecked times (each is checked as it is played): unsigned, so
+         * that any pair gives a span without overflow */
+        uint64_t first = (uint64_t)trip_col_wall_(c, 0);
+        uint64_t last = (uint64_t)trip_col_wall_(c, n - 1);
+        uint64_t span = last > first ? last - first : 0;
+        uint64_t buckets = span / (uint64_t)bucket_ns + 2;
+        cap = buckets < (uint64_t)n + 1 ? (size_t)buckets : n + 1;
+    }
+    trip_eval *p =
+        cap <= SIZE_MAX / sizeof *p ? trip__malloc(cap * sizeof *p) : NULL;
     if (p == NULL)
-        return;
-    trip_replay_advise_(p, (size_t)cap * sizeof *p);
+        return trip__fail(TRIP_ENOMEM, "replay: out of memory");
+    trip_replay_advise_(p, cap * sizeof *p);
     ctx->res->evals = p;
-    ctx->cap_evals = (size_t)cap;
+    ctx->cap_evals = cap;
+    return TRIP_OK;
+}
+
+/* Give back the evaluations' slots left unused (a failure keeps them). */
+static void
+trip_replay_shrink_(trip_replay_ctx_ *ctx)
+{
+    trip_replay_result *r = ctx->res;
+    size_t keep = r->n_evals ? r->n_evals : 1;
+    if (keep >= ctx->cap_evals)
+        return;
+    trip_eval *p = trip__realloc(r->evals, keep * sizeof *p);
+    if (p != NULL) {
+        r->evals = p;
+        ctx->cap_evals = keep;
+    }
 }
 
 static int
@@ -183,7 +203,7 @@ trip_replay_cols_run_(const trip_config *cfg, const trip_replay_cols_ *c,
     trip_clock *clk = NULL;
     trip_breaker *b = NULL;
     trip_replay_result *r = trip__calloc(1, sizeof *r);
-    trip_replay_ctx_ ctx = {r, 0, 0, 0};
+    trip_replay_ctx_ ctx = {r, 0, 0, 0, 0};
     int rc = r ? TRIP_OK : TRIP_ENOMEM;
     if (rc == TRIP_OK) {
         r->n_events = n;
@@ -202,8 +222,9 @@ trip_replay_cols_run_(const trip_config *cfg, const trip_replay_cols_ *c,
         rc = trip_clock_manual_new(n ? trip_col_wall_(c, 0) : 0, 0, &clk);
     if (rc == TRIP_OK)
         rc = trip_breaker_new("replay", cfg, clk, &b);
+    if (rc == TRIP_OK)
+        rc = trip_replay_reserve_(&ctx, c, n, b->cfg.bucket_ns);
     if (rc == TRIP_OK) {
-        trip_replay_reserve_(&ctx, c, n, b->cfg.bucket_ns);
         b->eval_hook = trip_replay_eval_;
         b->eval_hook_user = &ctx;
         rc = trip_breaker_add_listener(b, trip_replay_transition_, &ctx, NULL);
@@ -212,6 +233,11 @@ trip_replay_cols_run_(const trip_config *cfg, const trip_replay_cols_ *c,
         rc = trip_replay_run_(b, clk, c, r);
     if (rc == TRIP_OK && ctx.failed)
         rc = trip__fail(TRIP_ENOMEM, "replay: out of memory");
+    if (rc == TRIP_OK && ctx.overflow) /* not reached: see the reserve */
+        rc = trip__fail(TRIP_ERANGE, "replay: more evaluations than the "
+                                     "events' span has buckets");
+    if (rc == TRIP_OK)
+        trip_replay_shrink_(&ctx);
     if (rc == TRIP_OK)
         trip_snapshot_get(b, &r->final);
     trip_breaker_free(b);

@@ -428,7 +428,7 @@ test_alloc_faults_replay_detect(void **state)
 {
     (void)state;
     ctx *c = ctx_new();
-    c->cfg.bucket_ns = 10 * TEST_MS_; /* > 1024 evaluations: growth */
+    c->cfg.bucket_ns = 10 * TEST_MS_; /* > 1024 evaluations */
     c->cfg.open_ns = TEST_S_;
     make_events(c, 3000);
     sweep("trip_replay_arrays", c, op_replay, usable_replay);

@@ -341,6 +341,16 @@ test_replay_bad_input(void **state)
     e[2].latency_s = NAN;
     assert_int_equal(trip_replay(NULL, e, 3, &r), TRIP_EINVAL);
     assert_non_null(strstr(trip_errmsg(), "event 2"));
+    /* eleven seconds of rolls, then a time back at the start: the
+     * evaluations' array is sized by the span of the first and last times
+     * (one second here), so it fills before the bad event is reached */
+    trip_event back[12];
+    for (int i = 0; i < 11; i++)
+        back[i] = (trip_event){(int64_t)(i + 1) * 1000000000LL, 0.01, 0, 0};
+    back[11] = (trip_event){1500000000LL, 0.01, 0, 0};
+    assert_int_equal(trip_replay(NULL, back, 12, &r), TRIP_EINVAL);
+    assert_null(r);
+    assert_non_null(strstr(trip_errmsg(), "event 11"));
     e[2].latency_s = 0.1;
     e[2].outcome = 9;
     assert_int_equal(trip_replay(NULL, e, 3, &r), TRIP_EINVAL);
