@@ -22,7 +22,9 @@ typedef struct trip_replay_ctx_ {
  * pages in "madvise" mode). Its first writes then fault once per 2 MiB,
  * not once per 4 KiB; the faults were most of the kernel's share of a
  * replay of ten million events (bench/RESULTS.md). Advice only: a refusal
- * changes nothing. */
+ * changes nothing. Only arrays of 32 MiB or more, which glibc always maps
+ * on their own (its largest mmap threshold): advice on a smaller one could
+ * fall on heap memory that later allocations reuse. */
 static void
 trip_replay_advise_(void *p, size_t bytes)
 {
@@ -30,7 +32,7 @@ trip_replay_advise_(void *p, size_t bytes)
     const uintptr_t huge = (uintptr_t)2 << 20;
     uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
     uintptr_t hi = ((uintptr_t)p + bytes) & ~(huge - 1);
-    if (p != NULL && hi > lo)
+    if (p != NULL && bytes >= ((size_t)32 << 20) && hi > lo)
         (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
 #else
     (void)p;
