@@ -199,7 +199,7 @@ trip_replay_shrink_(trip_replay_ctx_ *ctx)
 
 static int
 trip_replay_cols_run_(const trip_config *cfg, const trip_replay_cols_ *c,
-                      size_t n, trip_replay_result **out)
+                      size_t n, unsigned flags, trip_replay_result **out)
 {
     *out = NULL;
     trip_clock *clk = NULL;
@@ -224,11 +224,14 @@ trip_replay_cols_run_(const trip_config *cfg, const trip_replay_cols_ *c,
         rc = trip_clock_manual_new(n ? trip_col_wall_(c, 0) : 0, 0, &clk);
     if (rc == TRIP_OK)
         rc = trip_breaker_new("replay", cfg, clk, &b);
-    if (rc == TRIP_OK)
+    int evals = !(flags & TRIP_REPLAY_NO_EVALS);
+    if (rc == TRIP_OK && evals)
         rc = trip_replay_reserve_(&ctx, c, n, b->cfg.bucket_ns);
     if (rc == TRIP_OK) {
-        b->eval_hook = trip_replay_eval_;
-        b->eval_hook_user = &ctx;
+        if (evals) {
+            b->eval_hook = trip_replay_eval_;
+            b->eval_hook_user = &ctx;
+        }
         rc = trip_breaker_add_listener(b, trip_replay_transition_, &ctx, NULL);
     }
     if (rc == TRIP_OK)
@@ -238,7 +241,7 @@ trip_replay_cols_run_(const trip_config *cfg, const trip_replay_cols_ *c,
     if (rc == TRIP_OK && ctx.overflow) /* not reached: see the reserve */
         rc = trip__fail(TRIP_ERANGE, "replay: more evaluations than the "
                                      "events' span has buckets");
-    if (rc == TRIP_OK)
+    if (rc == TRIP_OK && evals)
         trip_replay_shrink_(&ctx);
     if (rc == TRIP_OK)
         trip_snapshot_get(b, &r->final);
@@ -255,17 +258,32 @@ trip_replay_cols_run_(const trip_config *cfg, const trip_replay_cols_ *c,
 }
 
 int
-trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
-                   const double *latency_s, const int32_t *outcome,
-                   const int32_t *priority, size_t n, trip_replay_result **out)
+trip_replay_arrays_flags(const trip_config *cfg, const int64_t *wall_ns,
+                         const double *latency_s, const int32_t *outcome,
+                         const int32_t *priority, size_t n, unsigned flags,
+                         trip_replay_result **out)
 {
     if (out == NULL || (n > 0 && (!wall_ns || !latency_s || !outcome)))
         return trip__fail(TRIP_EINVAL, "trip_replay: NULL argument");
+    if (flags & ~(unsigned)TRIP_REPLAY_NO_EVALS) {
+        *out = NULL;
+        return trip__fail(TRIP_EINVAL, "trip_replay: unknown flags 0x%x",
+                          flags & ~(unsigned)TRIP_REPLAY_NO_EVALS);
+    }
     trip_replay_cols_ c = {(const char *)wall_ns, (const char *)latency_s,
                            (const char *)outcome, (const char *)priority,
                            sizeof *wall_ns,       sizeof *latency_s,
                            sizeof *outcome,       sizeof *priority};
-    return trip_replay_cols_run_(cfg, &c, n, out);
+    return trip_replay_cols_run_(cfg, &c, n, flags, out);
+}
+
+int
+trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
+                   const double *latency_s, const int32_t *outcome,
+                   const int32_t *priority, size_t n, trip_replay_result **out)
+{
+    return trip_replay_arrays_flags(cfg, wall_ns, latency_s, outcome, priority,
+                                    n, 0, out);
 }
 
 int
@@ -289,5 +307,5 @@ trip_replay(const trip_config *cfg, const trip_event *events, size_t n,
                            sizeof *e,
                            sizeof *e,
                            sizeof *e};
-    return trip_replay_cols_run_(cfg, &c, n, out);
+    return trip_replay_cols_run_(cfg, &c, n, 0, out);
 }

@@ -447,6 +447,13 @@ int trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
                        const double *latency_s, const int32_t *outcome,
                        const int32_t *priority, size_t n,
                        trip_replay_result **out);
+typedef enum trip_replay_flag {
+    TRIP_REPLAY_NO_EVALS = 1
+} trip_replay_flag;
+int trip_replay_arrays_flags(const trip_config *cfg, const int64_t *wall_ns,
+                             const double *latency_s, const int32_t *outcome,
+                             const int32_t *priority, size_t n, unsigned flags,
+                             trip_replay_result **out);
 void trip_replay_result_free(trip_replay_result *r);
 
 typedef struct trip_detect_opts {

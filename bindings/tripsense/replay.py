@@ -312,16 +312,17 @@ def replay(events: Any, config: Any = None, **kwconfig: Any) -> ReplayResult:
 
 
 def _replay_c(cfg: Any, wall: np.ndarray, lat: np.ndarray, outcome: np.ndarray,
-              prio: Optional[np.ndarray]) -> Any:
-    """trip_replay_arrays over columns from events_arrays: the result, for
-    the caller to ``ffi.release`` (the garbage collector frees it else)."""
+              prio: Optional[np.ndarray], flags: int = 0) -> Any:
+    """trip_replay_arrays_flags over columns from events_arrays: the result,
+    for the caller to ``ffi.release`` (the garbage collector frees it else)."""
     n = len(wall)
     out = ffi.new("trip_replay_result **")
-    _check(lib.trip_replay_arrays(cfg, _ptr("int64_t[]", wall) if n else ffi.NULL,
-                                  _ptr("double[]", lat) if n else ffi.NULL,
-                                  _ptr("int32_t[]", outcome) if n else ffi.NULL,
-                                  _ptr("int32_t[]", prio) if n and prio is not None
-                                  else ffi.NULL, n, out), "replay")
+    _check(lib.trip_replay_arrays_flags(
+        cfg, _ptr("int64_t[]", wall) if n else ffi.NULL,
+        _ptr("double[]", lat) if n else ffi.NULL,
+        _ptr("int32_t[]", outcome) if n else ffi.NULL,
+        _ptr("int32_t[]", prio) if n and prio is not None else ffi.NULL,
+        n, flags, out), "replay")
     return ffi.gc(out[0], lib.trip_replay_result_free)
 
 
@@ -347,7 +348,9 @@ def _decisions(events: Any, config: Any) -> Tuple[np.ndarray, np.ndarray]:
                   "latency_s": events["latency_s"]}
     cfg = _cfg(config, {})
     wall, lat, outcome, prio = events_arrays(events)
-    r = _replay_c(cfg, wall, lat, outcome, prio)
+    # no evaluations: at a few calls a second they are most of what a
+    # replay writes (176 bytes a bucket), and scoring reads none
+    r = _replay_c(cfg, wall, lat, outcome, prio, lib.TRIP_REPLAY_NO_EVALS)
     try:
         codes = _codes(r.decisions, len(wall)).view(np.uint8).copy()
         tr = _transition_rows(r)

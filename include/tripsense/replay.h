@@ -88,6 +88,28 @@ TRIP_API int trip_replay_arrays(const trip_config *cfg, const int64_t *wall_ns,
                                 const int32_t *priority, size_t n,
                                 trip_replay_result **out);
 
+/** What trip_replay_arrays_flags() leaves out of its result. */
+typedef enum trip_replay_flag {
+    /* no evaluations (n_evals 0, evals NULL): for scoring a replay by its
+     * decisions and transitions, an evaluation a bucket (176 bytes) is
+     * most of what a replay at a few calls a second writes */
+    TRIP_REPLAY_NO_EVALS = 1
+} trip_replay_flag;
+
+/**
+ * Same as trip_replay_arrays(), with flags (trip_replay_flag values, or 0
+ * for all of the result). The decisions, states, transitions and final
+ * snapshot are the same whatever the flags.
+ * @return as trip_replay(); TRIP_EINVAL for an unknown flag.
+ * Thread-safety: safe; replays share nothing.
+ */
+TRIP_API int trip_replay_arrays_flags(const trip_config *cfg,
+                                      const int64_t *wall_ns,
+                                      const double *latency_s,
+                                      const int32_t *outcome,
+                                      const int32_t *priority, size_t n,
+                                      unsigned flags, trip_replay_result **out);
+
 /** Free a replay result. NULL is accepted. */
 TRIP_API void trip_replay_result_free(trip_replay_result *r);
 

@@ -107,6 +107,42 @@ run_live(const trip_config *cfg, const trip_event *e, size_t n,
     trip_clock_free(clk);
 }
 
+/* The same events as columns, without evaluations: the same decisions,
+ * states, transitions and final snapshot as the full replay r. */
+static void
+check_no_evals(const trip_config *cfg, const trip_event *e,
+               const trip_replay_result *r)
+{
+    int64_t *w = malloc(N_EVENTS * sizeof *w);
+    double *l = malloc(N_EVENTS * sizeof *l);
+    int32_t *o = malloc(N_EVENTS * sizeof *o),
+            *p = malloc(N_EVENTS * sizeof *p);
+    assert_true(w && l && o && p);
+    for (size_t i = 0; i < N_EVENTS; i++) {
+        w[i] = e[i].wall_ns;
+        l[i] = e[i].latency_s;
+        o[i] = e[i].outcome;
+        p[i] = e[i].priority;
+    }
+    trip_replay_result *q;
+    assert_int_equal(trip_replay_arrays_flags(cfg, w, l, o, p, N_EVENTS,
+                                              TRIP_REPLAY_NO_EVALS, &q),
+                     TRIP_OK);
+    assert_int_equal(q->n_evals, 0);
+    assert_null(q->evals);
+    assert_memory_equal(q->decisions, r->decisions, N_EVENTS);
+    assert_memory_equal(q->states, r->states, N_EVENTS);
+    assert_int_equal(q->n_transitions, r->n_transitions);
+    assert_memory_equal(q->transitions, r->transitions,
+                        r->n_transitions * sizeof(trip_transition_row));
+    assert_memory_equal(&q->final, &r->final, sizeof q->final);
+    trip_replay_result_free(q);
+    free(w);
+    free(l);
+    free(o);
+    free(p);
+}
+
 static void
 check_equal(const trip_config *cfg)
 {
@@ -126,6 +162,7 @@ check_equal(const trip_config *cfg)
     assert_int_equal(r->final.calls + r->final.rejected + r->final.limited +
                          r->final.late,
                      N_EVENTS);
+    check_no_evals(cfg, e, r);
     trip_replay_result_free(r);
     free(log.evals);
     free(live);
@@ -351,6 +388,15 @@ test_replay_bad_input(void **state)
     assert_int_equal(trip_replay(NULL, back, 12, &r), TRIP_EINVAL);
     assert_null(r);
     assert_non_null(strstr(trip_errmsg(), "event 11"));
+    int64_t w1 = 1000000000LL;
+    double l1 = 0.01;
+    int32_t o1 = 0;
+    r = (trip_replay_result *)1;
+    assert_int_equal(
+        trip_replay_arrays_flags(NULL, &w1, &l1, &o1, NULL, 1, 6u, &r),
+        TRIP_EINVAL);
+    assert_null(r);
+    assert_non_null(strstr(trip_errmsg(), "unknown flags 0x6"));
     e[2].latency_s = 0.1;
     e[2].outcome = 9;
     assert_int_equal(trip_replay(NULL, e, 3, &r), TRIP_EINVAL);
