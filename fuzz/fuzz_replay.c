@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* libFuzzer target: arbitrary event arrays (times, outcomes, latencies with
- * NaN, negatives, unsorted) through trip_replay_arrays, trip_replay, a live
- * breaker on a manual clock, and trip_detect. */
+ * NaN, negatives, unsorted) through trip_replay_arrays (with and without
+ * evaluations), trip_replay, a live breaker on a manual clock, and
+ * trip_detect. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,6 +162,24 @@ fz_replay(const trip_config *cfg, uint8_t mode)
     }
     if ((mode & 7) == 2 || (mode & 7) == 3)
         fz_live_matches(cfg, r);
+    if ((mode & 7) == 4) {
+        /* without evaluations: the rest of the result is the same */
+        trip_replay_result *r3 = NULL;
+        FZ_CHECK(trip_replay_arrays_flags(cfg, ev_.wall, ev_.lat, ev_.outcome,
+                                          with_prio ? ev_.prio : NULL, ev_.n,
+                                          TRIP_REPLAY_NO_EVALS,
+                                          &r3) == TRIP_OK);
+        FZ_CHECK(r3->n_evals == 0 && r3->evals == NULL);
+        FZ_CHECK(r3->n_transitions == r->n_transitions);
+        FZ_CHECK(ev_.n == 0 ||
+                 (memcmp(r3->decisions, r->decisions, ev_.n) == 0 &&
+                  memcmp(r3->states, r->states, ev_.n) == 0));
+        FZ_CHECK(r->n_transitions == 0 ||
+                 memcmp(r3->transitions, r->transitions,
+                        r->n_transitions * sizeof *r->transitions) == 0);
+        FZ_CHECK(memcmp(&r3->final, &r->final, sizeof r->final) == 0);
+        trip_replay_result_free(r3);
+    }
     trip_replay_result_free(r);
 }
 
