@@ -75,6 +75,14 @@ trip__stripes_in_use(void)
     return n < 1 ? 1 : n < TRIP_STRIPES_ ? (int)n : TRIP_STRIPES_;
 }
 
+/* A histogram's end for the quantile scans from its nonzero range [lo, hi]
+ * (lo > hi: empty, 0: not known). */
+static inline uint32_t
+trip__hist_range_end(uint32_t lo, uint32_t hi)
+{
+    return lo <= hi ? hi + 1 : 0;
+}
+
 /* A finished bucket, kept in the window ring. */
 typedef struct trip__bucket {
     int64_t index; /* bucket number (mono_ns / bucket_ns); -1 empty */

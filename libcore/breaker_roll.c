@@ -503,14 +503,13 @@ trip_evaluate_(trip_breaker *b, int64_t new_idx, int64_t now, int64_t wall_end,
     bw.hist_groups = sw_.hist_groups = b->short_group;
     bw.hist_total = sw_.hist_total = b->short_hist_total;
     bw.hist_lo = sw_.hist_lo = b->short_lo < TRIP_HIST_BINS ? b->short_lo : 0;
-    bw.hist_end = sw_.hist_end =
-        b->short_lo <= b->short_hi ? b->short_hi + 1 : 0;
+    bw.hist_end = sw_.hist_end = trip__hist_range_end(b->short_lo, b->short_hi);
     /* the long window's latencies: those since the last judgement, which
      * is the long window when buckets roll without gaps */
     lw.hist = b->period_hist;
     lw.hist_total = b->period_hist_total;
     lw.hist_lo = b->period_lo < TRIP_HIST_BINS ? b->period_lo : 0;
-    lw.hist_end = b->period_lo <= b->period_hi ? b->period_hi + 1 : 0;
+    lw.hist_end = trip__hist_range_end(b->period_lo, b->period_hi);
     trip_eval_init_(&ev);
     ev.wall_ns = wall_end;
     ev.long_calls = lw.calls;

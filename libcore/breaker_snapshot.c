@@ -61,7 +61,7 @@ trip_snapshot_window_(trip_breaker *b, trip_snapshot *s)
                          : (int64_t)llround(ev->slow_rate * (double)ev->calls);
     trip__hist_quantiles_grouped_s(
         b->short_hist, b->short_group, b->short_hist_total,
-        b->short_lo <= b->short_hi ? b->short_hi + 1 : 0, qs, 5, q);
+        trip__hist_range_end(b->short_lo, b->short_hi), qs, 5, q);
     s->p50_s = q[0];
     s->p90_s = q[1];
     s->p95_s = q[2];

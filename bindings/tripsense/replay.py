@@ -114,33 +114,28 @@ def events_arrays(events: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
     get: Any
     has: Any
     t: Any
-    if pd is not None and isinstance(events, pd.DataFrame):
-        cols = events.columns
-        if "time" in cols:
-            t = events["time"]
-        elif isinstance(events.index, pd.DatetimeIndex):
-            t = events.index
-        else:
-            raise InvalidConfigError("events: need a DatetimeIndex or a 'time' column")
-        get = events.__getitem__
-        has = cols.__contains__
+    frame = pd is not None and isinstance(events, pd.DataFrame)
+    if frame:
+        has = events.columns.__contains__
     elif isinstance(events, np.ndarray) and events.dtype.names:
-        names = events.dtype.names
-        if "time" not in names:
-            raise InvalidConfigError("events: structured array needs a 'time' field")
-        t = events["time"]
-        get = events.__getitem__
-        has = names.__contains__
+        has = events.dtype.names.__contains__
     elif isinstance(events, Mapping):
-        if "time" not in events:
-            raise InvalidConfigError("events: mapping needs a 'time' entry")
-        t = events["time"]
-        get = events.__getitem__
         has = events.__contains__
     else:
         raise InvalidConfigError(f"events: expected a DataFrame, a mapping of "
                                  f"arrays or a structured array, got "
                                  f"{type(events).__name__}")
+    get = events.__getitem__
+    # `wall_ns` (int64 ns, as History and Simulation.arrays name it) is
+    # accepted for `time`, as `latency` is for `latency_s`
+    time_key = "time" if has("time") else "wall_ns" if has("wall_ns") else None
+    if time_key is not None:
+        t = get(time_key)
+    elif frame and isinstance(events.index, pd.DatetimeIndex):
+        t = events.index
+    else:
+        raise InvalidConfigError("events: need a 'time' column (or 'wall_ns'"
+                                 + (", or a DatetimeIndex)" if frame else ")"))
     if not has("outcome"):
         raise InvalidConfigError("events: missing the 'outcome' column")
     lat_key = "latency_s" if has("latency_s") else "latency" if has("latency") else None
@@ -339,17 +334,13 @@ def _transition_rows(r: Any) -> np.ndarray:
 def _decisions(events: Any, config: Any) -> Tuple[np.ndarray, np.ndarray]:
     """What scoring needs of a replay, without building its frames: the
     decision code of each event (uint8, 0 pass) and the transitions
-    (structured trip_transition_row array). The same C call as
-    :func:`replay`; for a month of calls its frames cost as much as the
-    replay itself. events may also be a simulation's arrays
-    (``wall_ns``, ``outcome``, ``latency_s``: ``Simulation.arrays``)."""
-    if isinstance(events, dict) and "wall_ns" in events and "time" not in events:
-        events = {"time": events["wall_ns"], "outcome": events["outcome"],
-                  "latency_s": events["latency_s"]}
+    (structured trip_transition_row array). The C call of :func:`replay`,
+    without the frames (for a month of calls they cost as much as the
+    replay itself) and without the evaluations (``TRIP_REPLAY_NO_EVALS``:
+    at a few calls a second most of what a replay writes); scoring reads
+    neither."""
     cfg = _cfg(config, {})
     wall, lat, outcome, prio = events_arrays(events)
-    # no evaluations: at a few calls a second they are most of what a
-    # replay writes (176 bytes a bucket), and scoring reads none
     r = _replay_c(cfg, wall, lat, outcome, prio, lib.TRIP_REPLAY_NO_EVALS)
     try:
         codes = _codes(r.decisions, len(wall)).view(np.uint8).copy()

@@ -117,6 +117,19 @@ def test_replay_bad_input_names_the_problem():
                          failure_rate=2)
     with pytest.raises(tripsense.InvalidConfigError):
         tripsense.replay([1, 2, 3])
+    with pytest.raises(tripsense.InvalidConfigError,
+                       match=r"need a 'time' column \(or 'wall_ns'\)"):
+        tripsense.replay({"outcome": outcome, "latency_s": lat})
+    with pytest.raises(tripsense.InvalidConfigError, match="DatetimeIndex"):
+        tripsense.replay(pd.DataFrame({"outcome": outcome, "latency_s": lat}))
+
+
+def test_replay_takes_wall_ns_for_time():
+    # as History and Simulation.arrays name int64 nanoseconds
+    t, outcome, lat = _events(300)
+    a = tripsense.replay({"time": t, "outcome": outcome, "latency_s": lat})
+    b = tripsense.replay({"wall_ns": t, "outcome": outcome, "latency_s": lat})
+    pd.testing.assert_frame_equal(a.decisions, b.decisions)
     # priorities are checked before the int32 cast, which would wrap them
     for p, i in ((2 ** 33, 3), (np.nan, 4), (-1, 5), (7.5, 6)):
         prio = np.zeros(100)
