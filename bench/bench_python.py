@@ -6,9 +6,10 @@ that other jobs on a shared machine do not count): a plain ``f()``, the
 decorator, ``call()`` and ``with`` on the closed path, the rejected path,
 pybreaker's decorator and rejected path on the same function when pybreaker
 is installed (``make bench`` installs it into the venv for this only), 4
-threads against 1 for the decorator, ``with`` and a plain call (wall time,
-and the process's CPU time, which other jobs do not inflate; run under
-``chrt -f 50`` so that the threads really share the cores), History of one
+threads against 1 for the decorator, ``with``, a plain call and a pure-Python
+call as heavy as a guarded one, each run lasting as long (wall time, and the
+process's CPU time, which other jobs do not inflate; run under ``chrt -f
+50`` so that the threads really share the cores; seven rounds), History of one
 million outcomes into a DataFrame, and replay of ten million events from
 Python against the C call it makes (best of 3 in this thread's CPU time,
 and the first run alone: only the first pays for touching its 190 MB of
@@ -88,14 +89,23 @@ def pybreaker_paths():
     return closed, per_call(rejected, 50_000)
 
 
-def threads_ratio(n_threads=4, n=100_000, reps=5):
+def threads_ratio(n_threads=4, slice_s=0.1, rounds=7, reps=3):
     """Per call with n threads against one, for tripsense's decorator and
     ``with``, for a plain call (what the GIL alone imposes) and for a
     pure-Python call about as heavy as a guarded one (``heavy``: what the
     GIL imposes on a call of that weight, whose working set each hand-off
-    to another core moves): wall time, and the process's CPU time (all
-    threads), best of reps. One-thread and n-thread runs alternate, so that
-    a change in the machine's load during the measurement weighs on both."""
+    to another core moves).
+
+    Each function's calls are counted so that a thread's share lasts about
+    slice_s (twenty of the interpreter's 5 ms switch intervals), and the
+    one thread makes as many calls as the n together: a plain call's runs
+    must last as long as a guarded call's, or the GIL hands the lock over
+    fewer times in them (with a fixed count, four threads of plain calls
+    each finished within one switch interval, and the plain ratio read low).
+    One-thread and n-thread runs alternate, best of reps each, so that a
+    change in the machine's load weighs on both; a round measures every
+    function once, and the result is each function's ratios over the rounds
+    (wall time, and the process's CPU time)."""
     b = tripsense.Breaker("threads", consecutive_failures=0, failure_rate=0,
                           adaptive=False)
     g = b(f)
@@ -133,10 +143,7 @@ def threads_ratio(n_threads=4, n=100_000, reps=5):
         return ((time.perf_counter() - t0) / (calls * k),
                 (time.process_time() - c0) / (calls * k))
 
-    def ratios(fn):
-        # the one thread makes as many calls as the n together, so that
-        # both runs last as long: the best of short runs is less often
-        # disturbed than the best of long ones, which biased the ratio up
+    def ratios(fn, n):
         one, many = [], []
         for _ in range(reps):
             one.append(run(fn, 1, n * n_threads))
@@ -144,7 +151,14 @@ def threads_ratio(n_threads=4, n=100_000, reps=5):
         return (min(m[0] for m in many) / min(o[0] for o in one),
                 min(m[1] for m in many) / min(o[1] for o in one))
 
-    return ratios(g), ratios(with_block), ratios(f), ratios(heavy)
+    fns = (g, with_block, f, heavy)
+    counts = [max(1000, int(slice_s / (per_call(fn, 50_000, 3) * 1e-9)))
+              for fn in fns]
+    out: list = [[] for _ in fns]
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            out[i].append(ratios(fn, counts[i]))
+    return [np.array(r) for r in out]
 
 
 def history_read(path, rows=1_000_000):
@@ -228,16 +242,16 @@ def main():
               f"= {dec / pb[0]:.2f}x pybreaker (target <= 0.33x)")
         print(f"{'pybreaker rejected':34s} {pb[1]:8.0f} ns/call  tripsense "
               f"= {rej / pb[1]:.2f}x pybreaker (target <= 0.33x)")
-    tr, with_tr, plain_tr, heavy_tr = threads_ratio()
-    print(f"4 threads / 1 thread per call      tripsense {tr[0]:.2f}x, plain "
-          f"call {plain_tr[0]:.2f}x (the GIL's share), wall time")
-    print(f"4 threads / 1 thread per call      tripsense {tr[1]:.2f}x, plain "
-          f"call {plain_tr[1]:.2f}x, process CPU time")
-    print(f"4 threads / 1 thread, with block   tripsense {with_tr[0]:.2f}x "
-          f"wall, {with_tr[1]:.2f}x process CPU time")
-    print(f"4 threads / 1 thread, Python call  {heavy_tr[0]:.2f}x wall, "
-          f"{heavy_tr[1]:.2f}x process CPU time (pure Python as heavy as a "
-          f"guarded call: the GIL's share at that weight)")
+    names = ("tripsense decorator", "tripsense with", "plain call",
+             "Python call")
+    print("4 threads / 1 thread per call, equal time in each (median of 7 "
+          "rounds [min-max]; wall, process CPU)")
+    for name, r in zip(names, threads_ratio()):
+        med = np.median(r, axis=0)
+        print(f"  {name:32s} {med[0]:.2f}x [{r[:, 0].min():.2f}-"
+              f"{r[:, 0].max():.2f}] wall, {med[1]:.2f}x CPU")
+    print("  (plain call: what the GIL imposes; Python call: pure Python as "
+          "heavy as a guarded call)")
     with tempfile.TemporaryDirectory() as d:
         n, s = history_read(os.path.join(d, "h.db"))
     print(f"History.outcomes() of {n:,} rows     {s:.3f} s wall, best of 3 "

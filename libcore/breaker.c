@@ -205,6 +205,7 @@ trip_refuse_at_(trip_breaker *b, trip_ticket *t, trip__stripe *st, int decision,
     trip_inc_(st,
               decision == TRIP_REJECTED ? TRIP_C_REJECTED_ : TRIP_C_LIMITED_);
     t->decision = decision;
+    t->flags &= ~TRIP_TK_ISSUED_; /* recorded, it is refused as not admitted */
     t->start_ns = 0;
     if (l != NULL) {
         trip__outcome_rec r = {
@@ -410,7 +411,7 @@ trip_allow_slow_(trip_breaker *b, trip_ticket *t, trip__stripe *st, uint64_t sw,
     case TRIP_MODE_METRICS_ONLY: {
         int d = trip_machine_decide_(b, t, st, sw, priority);
         if (d != TRIP_PASS) {
-            t->flags |= TRIP_TK_SHADOW_;
+            t->flags |= TRIP_TK_SHADOW_ | TRIP_TK_ISSUED_;
             trip_pass_(b, t, st);
         }
         return TRIP_PASS;
@@ -438,7 +439,7 @@ trip_allow_priority(trip_breaker *b, trip_ticket *t, int priority)
                                                              : priority >> 4],
                                   1, TRIP_RLX_);
     t->stripe = si;
-    t->flags = 0;
+    t->flags = TRIP_TK_ISSUED_;
     t->generation = sw >> TRIP_SW_GEN_SHIFT_;
     if (TRIP_LIKELY_((sw & 0xFFFFu) == TRIP_CLOSED)) {
         t->state = TRIP_CLOSED;

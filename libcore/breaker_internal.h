@@ -117,7 +117,9 @@ typedef struct trip__listener {
 #define TRIP_TK_PROBE_ 1u  /* a half-open probe */
 #define TRIP_TK_SHADOW_ 2u /* metrics-only: the machine would have refused */
 #define TRIP_TK_NOREC_ 4u  /* disabled: record nothing */
-#define TRIP_TK_DONE_ 8u   /* not used by callers; reserved */
+/* admitted by trip_allow: a refused ticket has it cleared, a zeroed one never
+ * had it, so that one test in trip_record refuses both */
+#define TRIP_TK_ISSUED_ 8u
 
 /* The count window's ring of the last n outcomes (bit 0 set, bit 1 a
  * failure, bit 2 slow). Its length travels with it: a recorder that loaded

@@ -241,11 +241,19 @@ trip_record_check_(trip_breaker *b, const trip_ticket *t, int outcome)
                           "(expected 0 success, 1 failure, 2 timeout, 3 "
                           "ignored)",
                           outcome);
-    if (t->decision != TRIP_PASS)
+    /* one test on the common path: a ticket trip_allow filled and admitted
+     * (a refusal clears the mark; a zeroed ticket, whose decision reads as
+     * TRIP_PASS, never had it) */
+    if (TRIP_UNLIKELY_(!(t->flags & TRIP_TK_ISSUED_))) {
+        if (t->decision != TRIP_PASS)
+            return trip__fail(TRIP_EINVAL,
+                              "trip_record: the ticket was not "
+                              "admitted (decision %s)",
+                              trip_decision_name(t->decision));
         return trip__fail(TRIP_EINVAL,
-                          "trip_record: the ticket was not "
-                          "admitted (decision %s)",
-                          trip_decision_name(t->decision));
+                          "trip_record: the ticket was not filled by "
+                          "trip_allow (zeroed or never issued)");
+    }
     return TRIP_OK;
 }
 

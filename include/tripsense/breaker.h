@@ -221,8 +221,9 @@ TRIP_API int trip_allow_priority(trip_breaker *b, trip_ticket *ticket,
  * it is counted in snapshot.late and in the lifetime totals but never in the
  * new state's window or probes.
  *
- * @return TRIP_OK; TRIP_EINVAL for a NULL argument, an unknown outcome or a
- *         ticket that was not a TRIP_PASS.
+ * @return TRIP_OK; TRIP_EINVAL for a NULL argument, an unknown outcome, a
+ *         ticket that was not a TRIP_PASS or one trip_allow() did not fill
+ *         (a zeroed ticket: TRIP_PASS is 0, so it would read as admitted).
  * Thread-safety: safe; lock-free in the closed state.
  */
 TRIP_API int trip_record(trip_breaker *b, const trip_ticket *ticket,

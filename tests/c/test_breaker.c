@@ -715,6 +715,20 @@ test_breaker_bad_input(void **state)
     trip_breaker_set_mode(f->b, TRIP_MODE_FORCED_OPEN);
     assert_int_equal(trip_allow(f->b, &t), TRIP_REJECTED);
     assert_int_equal(trip_record(f->b, &t, TRIP_SUCCESS), TRIP_EINVAL);
+    /* a zeroed ticket says TRIP_PASS (0) but trip_allow never filled it:
+     * refused by every record call, and nothing counted */
+    trip_ticket zero;
+    memset(&zero, 0, sizeof zero);
+    trip_breaker_set_mode(f->b, TRIP_MODE_NORMAL);
+    assert_int_equal(trip_record(f->b, &zero, TRIP_FAILURE), TRIP_EINVAL);
+    assert_non_null(strstr(trip_errmsg(), "not filled by trip_allow"));
+    assert_int_equal(trip_record_latency(f->b, &zero, TRIP_FAILURE, 0.1),
+                     TRIP_EINVAL);
+    assert_int_equal(trip_record_weighted(f->b, &zero, TRIP_FAILURE, 0.1, 1.0),
+                     TRIP_EINVAL);
+    trip_snapshot_get(f->b, &s);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(s.failures, 0);
     assert_int_equal(trip_breaker_new(NULL, &c, NULL, &b), TRIP_EINVAL);
     assert_int_equal(trip_breaker_new("", &c, NULL, &b), TRIP_EINVAL);
     assert_null(b);
