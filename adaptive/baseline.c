@@ -292,16 +292,31 @@ trip__baseline_export_max(void)
     return (size_t)(1 + TRIP_HOW_ + TRIP_HOD_) * TRIP_BM_COUNT_;
 }
 
+/* Whether metric m's cells hold a latency_quantile other than p95/p99,
+ * whose rows name it. */
+static int
+trip_is_logq_(int m)
+{
+    return m == TRIP_BM_LOGQ || m == TRIP_BM_INVN_Q;
+}
+
 static size_t
-trip_export_cell_(const trip__bcell *c, int id, int bucket,
-                  trip_baseline_row *rows, size_t at, size_t cap)
+trip_export_cell_(const trip__baseline *b, const trip__bcell *c, int id,
+                  int bucket, trip_baseline_row *rows, size_t at, size_t cap)
 {
     for (int m = 0; m < TRIP_BM_COUNT_ && at < cap; m++) {
         const trip__ewstat *s = &c->m[m];
         if (s->n == 0)
             continue;
-        rows[at++] = (trip_baseline_row){
-            id, bucket, m, s->mean, trip__ewstat_var(s), s->n, s->t_ns};
+        rows[at++] = (trip_baseline_row){id,
+                                         bucket,
+                                         m,
+                                         s->mean,
+                                         trip__ewstat_var(s),
+                                         s->n,
+                                         s->t_ns,
+                                         trip_is_logq_(m) ? b->logq_value
+                                                          : NAN};
     }
     return at;
 }
@@ -314,19 +329,19 @@ trip__baseline_export(const trip__baseline *b, int breaker_id, int64_t now_ns,
     size_t n = 0;
     if (rows == NULL)
         return 0;
-    n = trip_export_cell_(&b->global, breaker_id, -1, rows, n, cap);
+    n = trip_export_cell_(b, &b->global, breaker_id, -1, rows, n, cap);
     if (b->configured == TRIP_SEASON_HOUR_OF_DAY) {
         for (int i = 0; i < TRIP_HOD_; i++)
-            n = trip_export_cell_(&b->hod[i], breaker_id, i, rows, n, cap);
+            n = trip_export_cell_(b, &b->hod[i], breaker_id, i, rows, n, cap);
     } else if (b->configured != TRIP_SEASON_NONE) {
         for (int i = 0; i < TRIP_HOW_; i++)
-            n = trip_export_cell_(&b->how[i], breaker_id, i, rows, n, cap);
+            n = trip_export_cell_(b, &b->how[i], breaker_id, i, rows, n, cap);
         /* the hour-of-day cells too, as buckets 168..191: the sequential
          * test waits for them, so a restart that lost them left it off
          * for up to a day */
         for (int i = 0; i < TRIP_HOD_; i++)
-            n = trip_export_cell_(&b->hod[i], breaker_id, TRIP_HOW_ + i, rows,
-                                  n, cap);
+            n = trip_export_cell_(b, &b->hod[i], breaker_id, TRIP_HOW_ + i,
+                                  rows, n, cap);
     }
     return n;
 }
@@ -399,6 +414,12 @@ trip__baseline_import(trip__baseline *b, const trip_baseline_row *rows,
     }
     for (size_t i = 0; i < n; i++) {
         const trip_baseline_row *r = &rows[i];
+        /* cells of another quantile than this breaker's, or of rows saved
+         * before they named theirs (NaN), would judge the wrong one: that
+         * metric learns again */
+        if (trip_is_logq_(r->metric) &&
+            !(b->logq_metric == TRIP_BM_LOGQ && r->quantile == b->logq_value))
+            continue;
         if (r->bucket < 0)
             trip_import_stat_(&b->global.m[r->metric], r, trip_wmax_(b, 0));
         else if (r->bucket >= TRIP_HOW_)

@@ -9,7 +9,8 @@ is installed (``make bench`` installs it into the venv for this only), 4
 threads against 1 for the decorator, ``with``, a plain call and a pure-Python
 call as heavy as a guarded one, each run lasting as long (wall time, and the
 process's CPU time, which other jobs do not inflate; run under ``chrt -f
-50`` so that the threads really share the cores; seven rounds), History of one
+50`` so that the threads really share the cores; fifteen rounds, each
+function against the same round's plain call), History of one
 million outcomes into a DataFrame, and replay of ten million events from
 Python against the C call it makes (best of 3 in this thread's CPU time,
 and the first run alone: only the first pays for touching its 190 MB of
@@ -89,7 +90,7 @@ def pybreaker_paths():
     return closed, per_call(rejected, 50_000)
 
 
-def threads_ratio(n_threads=4, slice_s=0.1, rounds=7, reps=3):
+def threads_ratio(n_threads=4, slice_s=0.1, rounds=15, reps=2):
     """Per call with n threads against one, for tripsense's decorator and
     ``with``, for a plain call (what the GIL alone imposes) and for a
     pure-Python call about as heavy as a guarded one (``heavy``: what the
@@ -244,14 +245,22 @@ def main():
               f"= {rej / pb[1]:.2f}x pybreaker (target <= 0.33x)")
     names = ("tripsense decorator", "tripsense with", "plain call",
              "Python call")
-    print("4 threads / 1 thread per call, equal time in each (median of 7 "
-          "rounds [min-max]; wall, process CPU)")
-    for name, r in zip(names, threads_ratio()):
+    th = threads_ratio()
+    print(f"4 threads / 1 thread per call, equal time in each (median of "
+          f"{len(th[0])} rounds [min-max]; wall, process CPU)")
+    for name, r in zip(names, th):
         med = np.median(r, axis=0)
         print(f"  {name:32s} {med[0]:.2f}x [{r[:, 0].min():.2f}-"
               f"{r[:, 0].max():.2f}] wall, {med[1]:.2f}x CPU")
     print("  (plain call: what the GIL imposes; Python call: pure Python as "
           "heavy as a guarded call)")
+    for name, r in zip(names[:2], th[:2]):
+        # the same round's plain call is the reference: drifts of the
+        # machine's speed between rounds cancel
+        d = r[:, 0] - th[2][:, 0]
+        print(f"  {name} minus plain call, same round: median {np.median(d):+.3f}, "
+              f"above it in {int((d > 0).sum())} of {len(d)} rounds "
+              f"(target: no more than the GIL's share)")
     with tempfile.TemporaryDirectory() as d:
         n, s = history_read(os.path.join(d, "h.db"))
     print(f"History.outcomes() of {n:,} rows     {s:.3f} s wall, best of 3 "

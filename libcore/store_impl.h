@@ -15,7 +15,7 @@
 
 /* Schema version written to PRAGMA user_version; application_id marks the
  * file as ours ("TRIP"). */
-#define TRIP__SCHEMA_VERSION 2
+#define TRIP__SCHEMA_VERSION 3
 #define TRIP__APP_ID 0x54524950
 
 /* Ids handed out while the database could not register a name: resolved to

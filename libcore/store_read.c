@@ -86,6 +86,7 @@ trip_fill_baseline_(sqlite3_stmt *st, void *p)
     r->var = trip_col_real_(st, 4);
     r->n = sqlite3_column_int64(st, 5);
     r->updated_ns = sqlite3_column_int64(st, 6);
+    r->quantile = trip_col_real_(st, 7);
 }
 
 static const trip_query_ trip_q_outcomes_ = {
@@ -121,7 +122,7 @@ static const trip_query_ trip_q_transitions_ = {
 static const trip_query_ trip_q_baselines_ = {
     3,
     "baselines",
-    "breaker_id, bucket, metric, mean, var, n, updated_ns",
+    "breaker_id, bucket, metric, mean, var, n, updated_ns, quantile",
     "baselines",
     NULL,
     "breaker_id, bucket, metric",

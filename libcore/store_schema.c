@@ -8,11 +8,12 @@
 /*
  * Version history:
  *   1  the first layout (outcomes without error weights);
- *   2  outcomes.weight, for weighted errors.
+ *   2  outcomes.weight, for weighted errors;
+ *   3  baselines.quantile, the latency_quantile of metrics 5 and 7.
  * A file at version v is brought to the current one by running
  * migrations[v], migrations[v + 1], ... in one transaction.
  */
-static const char *const trip_schema_v2_ =
+static const char *const trip_schema_v3_ =
     "CREATE TABLE IF NOT EXISTS breakers("
     " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
     " config TEXT NOT NULL DEFAULT '{}', first_seen_ns INTEGER,"
@@ -44,14 +45,23 @@ static const char *const trip_schema_v2_ =
     "CREATE TABLE IF NOT EXISTS baselines("
     " breaker_id INTEGER NOT NULL, bucket INTEGER NOT NULL,"
     " metric INTEGER NOT NULL, mean REAL, var REAL, n INTEGER NOT NULL,"
-    " updated_ns INTEGER NOT NULL,"
+    " updated_ns INTEGER NOT NULL, quantile REAL,"
     " PRIMARY KEY(breaker_id, bucket, metric)) WITHOUT ROWID;";
 
-static const char *const trip_migrations_[] = {
-    /* 0 -> 2: a new file gets the current layout directly */
-    NULL,
+/* migrations[v] takes a file from version v to v + 1. It alters a table
+ * the file may not have yet (a file written before its first baseline, or
+ * by an early build); then it is skipped, and the current layout's CREATE
+ * TABLE, run after the migrations, makes the table whole. */
+static const struct {
+    const char *table, *sql;
+} trip_migrations_[] = {
+    /* 0: a new file gets the current layout directly */
+    {NULL, NULL},
     /* 1 -> 2 */
-    "ALTER TABLE outcomes ADD COLUMN weight REAL NOT NULL DEFAULT 1;",
+    {"outcomes", "ALTER TABLE outcomes ADD COLUMN weight REAL NOT NULL "
+                 "DEFAULT 1;"},
+    /* 2 -> 3: saved rows keep NULL, which no quantile matches */
+    {"baselines", "ALTER TABLE baselines ADD COLUMN quantile REAL;"},
 };
 
 static int
@@ -79,6 +89,26 @@ trip_schema_fail_(sqlite3 *db, const char *path, int rc, const char *what)
     if (st == TRIP_EIO && (rc & 0xff) == SQLITE_NOTADB)
         st = TRIP_ECORRUPT;
     return trip__fail(st, "history %s: %s: %s", path, what, sqlite3_errmsg(db));
+}
+
+/* Run migration v if the file has its table. */
+static int
+trip_migrate_(sqlite3 *db, int v, char **err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT 1 FROM sqlite_master "
+                                "WHERE type='table' AND name=?1",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 1, trip_migrations_[v].table, -1,
+                               SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return sqlite3_exec(db, trip_migrations_[v].sql, NULL, NULL, err);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 /* How many tables the file has: 0 for a new file. */
@@ -132,12 +162,12 @@ trip_schema_upgrade_(sqlite3 *db, const char *path, int from)
     char *err = NULL;
     int rc = SQLITE_OK;
     if (from < 0) {
-        rc = sqlite3_exec(db, trip_schema_v2_, NULL, NULL, &err);
+        rc = sqlite3_exec(db, trip_schema_v3_, NULL, NULL, &err);
     } else {
         for (int v = from; rc == SQLITE_OK && v < TRIP__SCHEMA_VERSION; v++)
-            rc = sqlite3_exec(db, trip_migrations_[v], NULL, NULL, &err);
+            rc = trip_migrate_(db, v, &err);
         if (rc == SQLITE_OK) /* new indexes or tables of later versions */
-            rc = sqlite3_exec(db, trip_schema_v2_, NULL, NULL, &err);
+            rc = sqlite3_exec(db, trip_schema_v3_, NULL, NULL, &err);
     }
     char sql[96];
     snprintf(sql, sizeof sql,

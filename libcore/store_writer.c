@@ -47,7 +47,7 @@ static const char *const trip_sql_[TRIP_ST_N] = {
     TRIP_MERGE_Q_("p50_s") ", " TRIP_MERGE_Q_("p90_s") ", " TRIP_MERGE_Q_(
         "p95_s") ", " TRIP_MERGE_Q_("p99_s") ", " TRIP_MERGE_Q_("p999_s"),
     "INSERT INTO transitions VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    "INSERT OR REPLACE INTO baselines VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    "INSERT OR REPLACE INTO baselines VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     "UPDATE breakers SET first_seen_ns = min(coalesce(first_seen_ns, ?2), "
     "?2), last_seen_ns = max(coalesce(last_seen_ns, ?3), ?3) WHERE id = ?1",
     NULL, /* TRIP_ST_MULTI, built by trip_multi_sql_() */
@@ -284,6 +284,7 @@ trip_put_baselines_(trip_writer_ *w)
         trip_bind_real_(st, 5, r->var);
         sqlite3_bind_int64(st, 6, r->n);
         sqlite3_bind_int64(st, 7, r->updated_ns);
+        trip_bind_real_(st, 8, r->quantile);
         int rc = trip_step_(st);
         if (rc != SQLITE_OK)
             return rc;

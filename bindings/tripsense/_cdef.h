@@ -382,6 +382,7 @@ typedef struct trip_baseline_row {
     double mean, var;
     int64_t n;
     int64_t updated_ns;
+    double quantile;
 } trip_baseline_row;
 
 int trip_store_breaker_id(trip_store *s, const char *name, int *id);

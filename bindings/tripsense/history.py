@@ -501,6 +501,7 @@ class Store:
             "var": var,
             "sd": np.sqrt(np.maximum(var, 0.0)),
             "n": a["n"].astype(np.int64),
+            "quantile": a["quantile"].astype(np.float64),
         }, index=_index(a["updated_ns"]))
 
     def events(self, breaker: str, start: Any = None, end: Any = None) -> "pd.DataFrame":

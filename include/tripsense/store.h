@@ -159,6 +159,9 @@ typedef struct trip_baseline_row {
     double mean, var;
     int64_t n;
     int64_t updated_ns;
+    double quantile; /* metrics 5 and 7: the latency_quantile they were
+                        learned for, else NaN (and in rows saved before
+                        schema 3, which a warm start does not use) */
 } trip_baseline_row;
 
 /**

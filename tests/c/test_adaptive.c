@@ -838,6 +838,60 @@ test_adaptive_quantile_change_forgets_its_cells(void **state)
     assert_null(trip__baseline_lookup(&b, T0_ + 200 * MIN_, b.logq_metric));
 }
 
+/* Saved cells of a latency_quantile other than p95/p99 (metrics 5 and 7)
+ * name their quantile: a restart with that quantile imports them, one with
+ * another quantile, or rows that name none (saved before schema 3), learns
+ * that metric again instead of judging the wrong quantile. */
+static void
+test_adaptive_import_checks_the_quantile(void **state)
+{
+    (void)state;
+    trip_config cfg;
+    trip_config_init(&cfg);
+    cfg.latency_quantile = 0.9;
+    cfg.seasonality = TRIP_SEASON_NONE;
+    static trip__baseline b, c;
+    trip__baseline_init(&b, &cfg);
+    for (int i = 0; i < 100; i++) {
+        trip__bobs o = {0.01, 1000, {log(0.05), log(0.1), log(0.04)}, 1000};
+        trip__baseline_observe(&b, &o, T0_ + (int64_t)(i + 1) * MIN_);
+    }
+    int64_t t = T0_ + 200 * MIN_;
+    trip_baseline_row rows[64];
+    size_t n = trip__baseline_export(&b, 1, t, rows, 64);
+    int logq = 0;
+    for (size_t i = 0; i < n; i++) {
+        int q = rows[i].metric == TRIP_BM_LOGQ || rows[i].metric == TRIP_BM_INVN_Q;
+        logq += q;
+        if (q)
+            assert_true(rows[i].quantile == 0.9);
+        else
+            assert_true(isnan(rows[i].quantile));
+    }
+    assert_int_equal(logq, 2);
+    /* the same quantile: the p90 cells come back */
+    trip__baseline_init(&c, &cfg);
+    assert_int_equal(trip__baseline_import(&c, rows, n), TRIP_OK);
+    const trip__ewstat *s = trip__baseline_lookup(&c, t, c.logq_metric);
+    assert_non_null(s);
+    assert_close(s->mean, log(0.04), 1e-12);
+    /* another quantile: not imported; the other metrics are */
+    cfg.latency_quantile = 0.5;
+    trip__baseline_init(&c, &cfg);
+    assert_int_equal(trip__baseline_import(&c, rows, n), TRIP_OK);
+    assert_null(trip__baseline_lookup(&c, t, c.logq_metric));
+    assert_non_null(trip__baseline_lookup(&c, t, TRIP_BM_RATE));
+    assert_null(trip__baseline_lookup(&c, t, TRIP_BM_LOGQ));
+    /* rows that name no quantile (an older file's): not imported */
+    cfg.latency_quantile = 0.9;
+    for (size_t i = 0; i < n; i++)
+        rows[i].quantile = NAN;
+    trip__baseline_init(&c, &cfg);
+    assert_int_equal(trip__baseline_import(&c, rows, n), TRIP_OK);
+    assert_null(trip__baseline_lookup(&c, t, c.logq_metric));
+    assert_non_null(trip__baseline_lookup(&c, t, TRIP_BM_LOGP99));
+}
+
 static void
 test_adaptive_warm_start_from_rollups(void **state)
 {
@@ -924,6 +978,7 @@ main(void)
         cmocka_unit_test(test_adaptive_outage_not_learned),
         cmocka_unit_test(test_adaptive_export_import_roundtrip),
         cmocka_unit_test(test_adaptive_quantile_change_forgets_its_cells),
+        cmocka_unit_test(test_adaptive_import_checks_the_quantile),
         cmocka_unit_test(test_adaptive_warm_start_from_rollups),
         cmocka_unit_test(test_adaptive_eval_is_nan_without_data),
     };

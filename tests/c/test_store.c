@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /* The history store: round trip of every field, rollups, transitions,
  * sampling, retention, ring overflow, schema checks and a locked file. */
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store_internal.h"
 #include "test_files.h"
 #include "test_util.h"
 #include "tripsense/tripsense.h"
@@ -399,9 +401,57 @@ test_store_migrates_version_1(void **state)
     sqlite3_stmt *st;
     sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
     sqlite3_finalize(st);
     sqlite3_close(db);
+    unlink(path);
+}
+
+/* Version 2's baselines had no quantile: the migration adds the column,
+ * and the rows saved before it read back naming none (NaN), which a warm
+ * start does not import as any quantile's. */
+static void
+test_store_migrates_version_2(void **state)
+{
+    (void)state;
+    char path[256];
+    test_db_path(path, sizeof path, "migrate2");
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    const char *v2 =
+        "CREATE TABLE breakers(id INTEGER PRIMARY KEY, name TEXT NOT NULL "
+        "UNIQUE, config TEXT NOT NULL DEFAULT '{}', first_seen_ns INTEGER, "
+        "last_seen_ns INTEGER, version TEXT);"
+        "CREATE TABLE baselines(breaker_id INTEGER NOT NULL, bucket INTEGER "
+        "NOT NULL, metric INTEGER NOT NULL, mean REAL, var REAL, n INTEGER "
+        "NOT NULL, updated_ns INTEGER NOT NULL, PRIMARY KEY(breaker_id, "
+        "bucket, metric)) WITHOUT ROWID;"
+        "INSERT INTO breakers(name) VALUES('old');"
+        "INSERT INTO baselines VALUES(1, -1, 5, -3.2, 0.01, 40, 7);"
+        "INSERT INTO baselines VALUES(1, -1, 0, 0.01, 0.0001, 40, 7);"
+        "PRAGMA application_id=1414678864; PRAGMA user_version=2;";
+    assert_int_equal(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    trip_store *s = NULL;
+    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
+    trip_baseline_row r[4];
+    size_t n = 0;
+    int more = 0;
+    assert_int_equal(trip_store_read_baselines(s, -1, r, 4, &n, &more),
+                     TRIP_OK);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++)
+        assert_true(isnan(r[i].quantile));
+    /* a row saved now names its quantile, and it reads back */
+    trip_baseline_row w = {1, -1, 7, 0.5, 0.0, 40, 8, 0.9};
+    trip__store_push_baselines(s, &w, 1);
+    assert_int_equal(trip_store_flush(s), TRIP_OK);
+    assert_int_equal(trip_store_read_baselines(s, 1, r, 4, &n, &more),
+                     TRIP_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(r[2].metric, 7);
+    assert_true(r[2].quantile == 0.9);
+    trip_store_close(s);
     unlink(path);
 }
 
@@ -940,6 +990,7 @@ main(void)
         cmocka_unit_test(test_store_ring_overflow_is_counted),
         cmocka_unit_test(test_store_schema_checks),
         cmocka_unit_test(test_store_migrates_version_1),
+        cmocka_unit_test(test_store_migrates_version_2),
         cmocka_unit_test(test_store_bad_input),
         cmocka_unit_test(test_store_locked_file_recovers),
         cmocka_unit_test(test_store_attach_while_locked),

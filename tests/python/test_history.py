@@ -268,3 +268,21 @@ def test_paging_grows_past_a_burst_sharing_one_timestamp(tmp_path, clock):
     h._first_cap = 100
     o = h.outcomes()
     assert len(o) == 1000 and o.index.nunique() == 4
+
+
+def test_baselines_name_their_quantile(tmp_path):
+    """Rows of an extra latency quantile (log_q, inv_n_q) say which one
+    they were learned for; the other metrics' rows say NaN."""
+    from tripsense.demo import live_run
+    from tripsense.simulate import simulate
+    sim = simulate(days=0.05, dependencies=[{"name": "svc", "peak_rate": 10.0}],
+                   seed=3, incidents=[])
+    path = str(tmp_path / "q.db")
+    live_run(sim, path, config={"latency_quantile": 0.9})
+    with tripsense.History(path) as h:
+        base = h.baselines("svc")
+    assert list(base.columns) == ["breaker", "bucket", "metric", "mean", "var",
+                                  "sd", "n", "quantile"]
+    extra = base["metric"].isin(["log_q", "inv_n_q"])
+    assert extra.sum() >= 2 and (base.loc[extra, "quantile"] == 0.9).all()
+    assert base.loc[~extra, "quantile"].isna().all() and (~extra).sum() >= 2
