@@ -308,15 +308,15 @@ trip_export_cell_(const trip__baseline *b, const trip__bcell *c, int id,
         const trip__ewstat *s = &c->m[m];
         if (s->n == 0)
             continue;
-        rows[at++] = (trip_baseline_row){id,
-                                         bucket,
-                                         m,
-                                         s->mean,
-                                         trip__ewstat_var(s),
-                                         s->n,
-                                         s->t_ns,
-                                         trip_is_logq_(m) ? b->logq_value
-                                                          : NAN};
+        rows[at++] =
+            (trip_baseline_row){id,
+                                bucket,
+                                m,
+                                s->mean,
+                                trip__ewstat_var(s),
+                                s->n,
+                                s->t_ns,
+                                trip_is_logq_(m) ? b->logq_value : NAN};
     }
     return at;
 }

@@ -806,6 +806,21 @@ test_adaptive_export_import_roundtrip(void **state)
     trip__adaptive_free(b);
 }
 
+/* b: a baseline without seasons that learned 100 minutes of a p90 (the
+ * third quantile) of 40 ms; cfg its configuration. */
+static void
+learn_p90(trip__baseline *b, trip_config *cfg)
+{
+    trip_config_init(cfg);
+    cfg->latency_quantile = 0.9;
+    cfg->seasonality = TRIP_SEASON_NONE;
+    trip__baseline_init(b, cfg);
+    for (int i = 0; i < 100; i++) {
+        trip__bobs o = {0.01, 1000, {log(0.05), log(0.1), log(0.04)}, 1000};
+        trip__baseline_observe(b, &o, T0_ + (int64_t)(i + 1) * MIN_);
+    }
+}
+
 /* The latency_quantile cells hold one quantile: a change to another one,
  * even through p95 (a metric of its own) in between, forgets them (0.9,
  * then 0.95, then 0.5 left the p90 cells judging the p50). */
@@ -814,15 +829,8 @@ test_adaptive_quantile_change_forgets_its_cells(void **state)
 {
     (void)state;
     trip_config cfg;
-    trip_config_init(&cfg);
-    cfg.latency_quantile = 0.9;
-    cfg.seasonality = TRIP_SEASON_NONE;
     static trip__baseline b;
-    trip__baseline_init(&b, &cfg);
-    for (int i = 0; i < 100; i++) {
-        trip__bobs o = {0.01, 1000, {log(0.05), log(0.1), log(0.04)}, 1000};
-        trip__baseline_observe(&b, &o, T0_ + (int64_t)(i + 1) * MIN_);
-    }
+    learn_p90(&b, &cfg);
     const trip__ewstat *s =
         trip__baseline_lookup(&b, T0_ + 200 * MIN_, b.logq_metric);
     assert_non_null(s); /* the p90 learned */
@@ -847,21 +855,15 @@ test_adaptive_import_checks_the_quantile(void **state)
 {
     (void)state;
     trip_config cfg;
-    trip_config_init(&cfg);
-    cfg.latency_quantile = 0.9;
-    cfg.seasonality = TRIP_SEASON_NONE;
     static trip__baseline b, c;
-    trip__baseline_init(&b, &cfg);
-    for (int i = 0; i < 100; i++) {
-        trip__bobs o = {0.01, 1000, {log(0.05), log(0.1), log(0.04)}, 1000};
-        trip__baseline_observe(&b, &o, T0_ + (int64_t)(i + 1) * MIN_);
-    }
+    learn_p90(&b, &cfg);
     int64_t t = T0_ + 200 * MIN_;
     trip_baseline_row rows[64];
     size_t n = trip__baseline_export(&b, 1, t, rows, 64);
     int logq = 0;
     for (size_t i = 0; i < n; i++) {
-        int q = rows[i].metric == TRIP_BM_LOGQ || rows[i].metric == TRIP_BM_INVN_Q;
+        int q =
+            rows[i].metric == TRIP_BM_LOGQ || rows[i].metric == TRIP_BM_INVN_Q;
         logq += q;
         if (q)
             assert_true(rows[i].quantile == 0.9);

@@ -360,27 +360,38 @@ test_store_schema_checks(void **state)
     unlink(path);
 }
 
+/* The breakers table of every schema version so far. */
+#define OLD_BREAKERS_                                                          \
+    "CREATE TABLE breakers(id INTEGER PRIMARY KEY, name TEXT NOT NULL "        \
+    "UNIQUE, config TEXT NOT NULL DEFAULT '{}', first_seen_ns INTEGER, "       \
+    "last_seen_ns INTEGER, version TEXT);"
+
+/* A file at path (named after tag) written by an older version: sql. */
+static void
+old_file(char *path, size_t cap, const char *tag, const char *sql)
+{
+    sqlite3 *db;
+    test_db_path(path, cap, tag);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 static void
 test_store_migrates_version_1(void **state)
 {
     (void)state;
     char path[256];
-    test_db_path(path, sizeof path, "migrate");
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     /* the version 1 layout: outcomes without weights */
-    const char *v1 =
-        "CREATE TABLE breakers(id INTEGER PRIMARY KEY, name TEXT NOT NULL "
-        "UNIQUE, config TEXT NOT NULL DEFAULT '{}', first_seen_ns INTEGER, "
-        "last_seen_ns INTEGER, version TEXT);"
+    const char *v1 = OLD_BREAKERS_
         "CREATE TABLE outcomes(t_ns INTEGER NOT NULL, breaker_id INTEGER NOT "
         "NULL, outcome INTEGER NOT NULL, latency_ns INTEGER NOT NULL, state "
         "INTEGER NOT NULL, decision INTEGER NOT NULL, slow INTEGER NOT NULL);"
         "INSERT INTO breakers(name) VALUES('old');"
         "INSERT INTO outcomes VALUES(5, 1, 1, 1000, 0, 0, 0);"
         "PRAGMA application_id=1414678864; PRAGMA user_version=1;";
-    assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    old_file(path, sizeof path, "migrate", v1);
     trip_store_opts o;
     trip_store_opts_init(&o);
     o.read_only = 1;
@@ -415,13 +426,7 @@ test_store_migrates_version_2(void **state)
 {
     (void)state;
     char path[256];
-    test_db_path(path, sizeof path, "migrate2");
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    const char *v2 =
-        "CREATE TABLE breakers(id INTEGER PRIMARY KEY, name TEXT NOT NULL "
-        "UNIQUE, config TEXT NOT NULL DEFAULT '{}', first_seen_ns INTEGER, "
-        "last_seen_ns INTEGER, version TEXT);"
+    const char *v2 = OLD_BREAKERS_
         "CREATE TABLE baselines(breaker_id INTEGER NOT NULL, bucket INTEGER "
         "NOT NULL, metric INTEGER NOT NULL, mean REAL, var REAL, n INTEGER "
         "NOT NULL, updated_ns INTEGER NOT NULL, PRIMARY KEY(breaker_id, "
@@ -430,8 +435,7 @@ test_store_migrates_version_2(void **state)
         "INSERT INTO baselines VALUES(1, -1, 5, -3.2, 0.01, 40, 7);"
         "INSERT INTO baselines VALUES(1, -1, 0, 0.01, 0.0001, 40, 7);"
         "PRAGMA application_id=1414678864; PRAGMA user_version=2;";
-    assert_int_equal(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    old_file(path, sizeof path, "migrate2", v2);
     trip_store *s = NULL;
     assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
     trip_baseline_row r[4];
@@ -446,8 +450,7 @@ test_store_migrates_version_2(void **state)
     trip_baseline_row w = {1, -1, 7, 0.5, 0.0, 40, 8, 0.9};
     trip__store_push_baselines(s, &w, 1);
     assert_int_equal(trip_store_flush(s), TRIP_OK);
-    assert_int_equal(trip_store_read_baselines(s, 1, r, 4, &n, &more),
-                     TRIP_OK);
+    assert_int_equal(trip_store_read_baselines(s, 1, r, 4, &n, &more), TRIP_OK);
     assert_int_equal(n, 3);
     assert_int_equal(r[2].metric, 7);
     assert_true(r[2].quantile == 0.9);
