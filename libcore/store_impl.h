@@ -125,6 +125,9 @@ int trip__sqlite_status(int rc);
 /* Record an error as the store's status and message (rc a SQLite code);
  * returns the tripsense status. */
 int trip__store_set_error(trip_store *s, sqlite3 *db, int rc, const char *what);
+/* The same with the message given (one saved before it was replaced). */
+int trip__store_set_error_msg(trip_store *s, int rc, const char *what,
+                              const char *msg);
 void trip__store_set_ok(trip_store *s);
 
 /* The file was deleted or replaced: close both connections and open the

@@ -109,12 +109,19 @@ trip__sqlite_status(int rc)
 int
 trip__store_set_error(trip_store *s, sqlite3 *db, int rc, const char *what)
 {
+    return trip__store_set_error_msg(
+        s, rc, what, db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+int
+trip__store_set_error_msg(trip_store *s, int rc, const char *what,
+                          const char *msg)
+{
     int st = trip__sqlite_status(rc);
     if (st == TRIP_OK)
         st = TRIP_ESTORE;
     pthread_mutex_lock(&s->msg_mu);
-    snprintf(s->message, sizeof s->message, "%s %s: %s", what, s->path,
-             db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    snprintf(s->message, sizeof s->message, "%s %s: %s", what, s->path, msg);
     pthread_mutex_unlock(&s->msg_mu);
     atomic_store(&s->status, st);
     return st;

@@ -30,9 +30,17 @@ enum {
  * costs much less per row than one step each (bench/bench_store.c). */
 #define TRIP_MULTI_ 64
 
+/* Columns are named: a later schema version may add a column (with a
+ * default) to a table while a process of this version still writes it. */
+#define TRIP_OUTCOME_COLS_                                                     \
+    "outcomes(t_ns, breaker_id, outcome, latency_ns, state, decision, slow, "  \
+    "weight)"
+
 static const char *const trip_sql_[TRIP_ST_N] = {
-    "INSERT INTO outcomes VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    "INSERT INTO rollups VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+    "INSERT INTO " TRIP_OUTCOME_COLS_ " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    "INSERT INTO rollups(breaker_id, minute_ns, calls, successes, failures, "
+    "timeouts, ignored, slow, rejected, limited, latency_sum_s, p50_s, p90_s, "
+    "p95_s, p99_s, p999_s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
     "?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT(breaker_id, minute_ns) DO "
     "UPDATE SET calls = calls + excluded.calls, successes = successes + "
     "excluded.successes, failures = failures + excluded.failures, timeouts "
@@ -46,8 +54,11 @@ static const char *const trip_sql_[TRIP_ST_N] = {
       " * excluded.calls) / (calls + excluded.calls) END"
     TRIP_MERGE_Q_("p50_s") ", " TRIP_MERGE_Q_("p90_s") ", " TRIP_MERGE_Q_(
         "p95_s") ", " TRIP_MERGE_Q_("p99_s") ", " TRIP_MERGE_Q_("p999_s"),
-    "INSERT INTO transitions VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    "INSERT OR REPLACE INTO baselines VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    "INSERT INTO transitions(t_ns, breaker_id, from_state, to_state, rule, "
+    "score, threshold, baseline, samples) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+    "?8, ?9)",
+    "INSERT OR REPLACE INTO baselines(breaker_id, bucket, metric, mean, var, "
+    "n, updated_ns, quantile) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     "UPDATE breakers SET first_seen_ns = min(coalesce(first_seen_ns, ?2), "
     "?2), last_seen_ns = max(coalesce(last_seen_ns, ?3), ?3) WHERE id = ?1",
     NULL, /* TRIP_ST_MULTI, built by trip_multi_sql_() */
@@ -57,7 +68,7 @@ static char *
 trip_multi_sql_(void)
 {
     trip__buf b = {0};
-    trip__buf_printf(&b, "INSERT INTO outcomes VALUES");
+    trip__buf_printf(&b, "INSERT INTO " TRIP_OUTCOME_COLS_ " VALUES");
     for (int i = 0; i < TRIP_MULTI_; i++)
         trip__buf_printf(&b, "%s(?,?,?,?,?,?,?,?)", i ? "," : "");
     char *out = NULL;
@@ -73,6 +84,7 @@ typedef struct trip_writer_ {
     trip__rows rollups, transitions, baselines;
     int64_t next_try_ns, backoff_ns, newest_ns;
     int64_t retained_data_ns, retained_real_ns;
+    char errmsg[160]; /* the last failed transaction's SQLite message */
 } trip_writer_;
 
 static int64_t
@@ -347,8 +359,13 @@ trip_txn_(trip_writer_ *w, size_t k, int with_queue)
         rc = trip_put_baselines_(w);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        /* the failing statement's message, before ROLLBACK replaces it
+         * with "not an error" */
+        snprintf(w->errmsg, sizeof w->errmsg, "%s", sqlite3_errmsg(db));
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
     return rc;
 }
 
@@ -403,7 +420,10 @@ trip_failed_(trip_writer_ *w, int rc)
     atomic_fetch_add(&s->write_errors, 1);
     if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
         atomic_fetch_add(&s->retries, 1);
-    trip__store_set_error(s, s->db, rc, "cannot write history");
+    if (w->errmsg[0] != '\0')
+        trip__store_set_error_msg(s, rc, "cannot write history", w->errmsg);
+    else
+        trip__store_set_error(s, s->db, rc, "cannot write history");
     w->backoff_ns = w->backoff_ns ? 2 * w->backoff_ns : TRIP_BACKOFF_MIN_NS_;
     if (w->backoff_ns > TRIP_BACKOFF_MAX_NS_)
         w->backoff_ns = TRIP_BACKOFF_MAX_NS_;
@@ -450,6 +470,7 @@ trip_write_all_(trip_writer_ *w, int force)
     if (!force && trip_mono_() < w->next_try_ns)
         return;
     pthread_mutex_lock(&s->db_mu);
+    w->errmsg[0] = '\0';
     int with_queue = 1, rc = trip_check_moved_(w);
     while (rc == SQLITE_OK) {
         size_t k = w->n < s->opts.batch_size ? w->n : s->opts.batch_size;

@@ -458,6 +458,41 @@ test_store_migrates_version_2(void **state)
     unlink(path);
 }
 
+/* A transaction that fails keeps SQLite's reason in the status (ROLLBACK
+ * had replaced it with "not an error"), and a row of an older version's
+ * layout does not stop a writer that names its columns. */
+static void
+test_store_write_error_names_the_reason(void **state)
+{
+    (void)state;
+    char path[256];
+    test_db_path(path, sizeof path, "reason");
+    trip_store *s = NULL;
+    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
+    trip_store_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TRIGGER no_baselines BEFORE INSERT ON baselines "
+                     "BEGIN SELECT RAISE(ABORT, 'baselines are refused "
+                     "here'); END;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
+    trip_baseline_row w = {1, -1, 0, 0.01, 0.0, 40, 8, NAN};
+    trip__store_push_baselines(s, &w, 1);
+    assert_int_not_equal(trip_store_flush(s), TRIP_OK);
+    trip_store_status st;
+    assert_int_equal(trip_store_status_get(s, &st), TRIP_OK);
+    assert_int_not_equal(st.status, TRIP_OK);
+    assert_non_null(strstr(st.message, "baselines are refused here"));
+    assert_null(strstr(st.message, "not an error"));
+    trip_store_close(s);
+    unlink(path);
+}
+
 static void
 test_store_bad_input(void **state)
 {
@@ -994,6 +1029,7 @@ main(void)
         cmocka_unit_test(test_store_schema_checks),
         cmocka_unit_test(test_store_migrates_version_1),
         cmocka_unit_test(test_store_migrates_version_2),
+        cmocka_unit_test(test_store_write_error_names_the_reason),
         cmocka_unit_test(test_store_bad_input),
         cmocka_unit_test(test_store_locked_file_recovers),
         cmocka_unit_test(test_store_attach_while_locked),
