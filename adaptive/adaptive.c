@@ -952,8 +952,19 @@ trip_rollup_q_(const trip_rollup_row *r, double q)
 }
 
 int
+trip__adaptive_logq_cold(const trip__adaptive *a)
+{
+    /* and the rollups keep that quantile, or reading them gives nothing */
+    static const trip_rollup_row ones = {
+        .p50_s = 1, .p90_s = 1, .p95_s = 1, .p99_s = 1, .p999_s = 1};
+    return a != NULL && a->base.logq_metric == TRIP_BM_LOGQ &&
+           a->base.global.m[TRIP_BM_LOGQ].n == 0 &&
+           !isnan(trip_rollup_q_(&ones, a->base.logq_value));
+}
+
+int
 trip__adaptive_warm_start(trip__adaptive *a, const trip_config *cfg,
-                          const trip_rollup_row *rows, size_t n)
+                          const trip_rollup_row *rows, size_t n, int logq_only)
 {
     if (a == NULL || cfg == NULL || (n > 0 && rows == NULL))
         return trip__fail(TRIP_EINVAL, "warm start: NULL argument");
@@ -976,15 +987,20 @@ trip__adaptive_warm_start(trip__adaptive *a, const trip_config *cfg,
         trip__judge_rate(
             cfg, trip__baseline_cell(&a->base, r->minute_ns + 1, TRIP_BM_RATE),
             r->calls, fails, minute_share, &v);
-        trip__bobs o = {(double)fails / (double)r->calls,
+        /* logq_only: a NaN leaves a metric as it is (trip__baseline_observe) */
+        trip__bobs o = {logq_only ? NAN : (double)fails / (double)r->calls,
                         (double)r->calls,
                         {NAN, NAN, NAN},
                         0};
         if (r->calls >= (int64_t)cfg->latency_min_samples) {
             uint64_t n_ = (uint64_t)r->calls;
             double q = cfg->latency_quantile;
-            o.logq[0] = trip_supported_(0.95, n_) ? trip_log_(r->p95_s) : NAN;
-            o.logq[1] = trip_supported_(0.99, n_) ? trip_log_(r->p99_s) : NAN;
+            if (!logq_only) {
+                o.logq[0] =
+                    trip_supported_(0.95, n_) ? trip_log_(r->p95_s) : NAN;
+                o.logq[1] =
+                    trip_supported_(0.99, n_) ? trip_log_(r->p99_s) : NAN;
+            }
             o.logq[2] =
                 trip_supported_(q, n_) ? trip_log_(trip_rollup_q_(r, q)) : NAN;
             o.lat_samples = (double)r->calls;

@@ -77,9 +77,17 @@ size_t trip__adaptive_export(const trip__adaptive *a, int breaker_id,
                              size_t cap);
 int trip__adaptive_import(trip__adaptive *a, const trip_baseline_row *rows,
                           size_t n);
-/* Warm start from stored per-minute rollups (oldest first). */
+/* Warm start from stored per-minute rollups (oldest first): every metric,
+ * or (logq_only) only the extra latency quantile's, for a baseline whose
+ * saved rows held everything else (trip__adaptive_logq_cold). */
 int trip__adaptive_warm_start(trip__adaptive *a, const trip_config *cfg,
-                              const trip_rollup_row *rows, size_t n);
+                              const trip_rollup_row *rows, size_t n,
+                              int logq_only);
+/* Whether the breaker judges a latency quantile other than p95/p99 whose
+ * baseline has learned nothing (its saved rows were of another quantile,
+ * or saved before rows named theirs) and which the rollups keep (p50, p90,
+ * p99.9). */
+int trip__adaptive_logq_cold(const trip__adaptive *a);
 /* Upper bound on the rows trip__adaptive_export() can produce. */
 size_t trip__adaptive_export_max(void);
 

@@ -10,21 +10,24 @@
 /* Warm-start the baseline from store s (breaker id `id`): saved baselines
  * if any (and all valid: a damaged row refuses them all, and the rollups
  * serve instead of leaving the baseline cold), else up to four weeks of
- * per-minute rollups. The reads run outside mu; each batch read is applied
- * under it. A store that cannot be read leaves the baseline cold. */
+ * per-minute rollups; also the rollups for an extra latency quantile whose
+ * saved rows were not its own. The reads run outside mu; each batch read
+ * is applied under it. A store that cannot be read leaves the baseline
+ * cold. */
 static void
 trip_warm_start_(trip_breaker *b, trip_store *s, int id)
 {
     size_t cap = trip__adaptive_export_max(), n = 0;
-    int more = 0;
+    int more = 0, logq_only = 0;
     trip_baseline_row *rows = trip__calloc(cap, sizeof *rows);
     if (rows != NULL &&
         trip_store_read_baselines(s, id, rows, cap, &n, &more) == TRIP_OK &&
         n > 0) {
         pthread_mutex_lock(&b->mu);
         int rc = trip__adaptive_import(b->adaptive, rows, n);
+        logq_only = rc == TRIP_OK && trip__adaptive_logq_cold(b->adaptive);
         pthread_mutex_unlock(&b->mu);
-        if (rc == TRIP_OK) {
+        if (rc == TRIP_OK && !logq_only) {
             trip__free(rows);
             return;
         }
@@ -40,7 +43,7 @@ trip_warm_start_(trip_breaker *b, trip_store *s, int id)
                                     &more) != TRIP_OK)
             break;
         pthread_mutex_lock(&b->mu);
-        trip__adaptive_warm_start(b->adaptive, &b->cfg, rr, n);
+        trip__adaptive_warm_start(b->adaptive, &b->cfg, rr, n, logq_only);
         pthread_mutex_unlock(&b->mu);
         if (n > 0)
             from = rr[n - 1].minute_ns + 1;

@@ -916,14 +916,15 @@ test_adaptive_warm_start_from_rollups(void **state)
     }
     rows[50].failures = 3000; /* an incident minute is not learned */
     rows[51].rejected = 10;   /* nor a minute the breaker was open */
-    assert_int_equal(trip__adaptive_warm_start(a, &cfg, rows, 120), TRIP_OK);
+    assert_int_equal(trip__adaptive_warm_start(a, &cfg, rows, 120, 0), TRIP_OK);
     trip_eval ev;
     sim_windows(&s, 100, 0.01, 0.02, 0.5);
     sim_eval(a, &cfg, &s, T0_ + 121 * MIN_, 1, &ev, NULL);
     assert_int_equal(ev.baseline_ready, 1);
     assert_true(ev.baseline_rate > 0.009 && ev.baseline_rate < 0.011);
     assert_close(ev.baseline_latency_s, 0.02 * exp(0.5 * 2.326), 0.03);
-    assert_int_equal(trip__adaptive_warm_start(a, &cfg, NULL, 3), TRIP_EINVAL);
+    assert_int_equal(trip__adaptive_warm_start(a, &cfg, NULL, 3, 0),
+                     TRIP_EINVAL);
     trip__adaptive_free(a);
 }
 

@@ -48,17 +48,23 @@ on_eval(void *user, const trip_eval *ev)
 }
 
 static void
-side_open(side *s, int64_t now, trip_store *st)
+side_open_cfg(side *s, int64_t now, trip_store *st, const trip_config *cfg)
 {
     memset(s, 0, sizeof *s);
     s->base_lat = NAN;
     assert_int_equal(trip_clock_manual_new(now, 0, &s->clk), TRIP_OK);
-    assert_int_equal(trip_breaker_new("svc", NULL, s->clk, &s->b), TRIP_OK);
+    assert_int_equal(trip_breaker_new("svc", cfg, s->clk, &s->b), TRIP_OK);
     assert_int_equal(trip_breaker_add_listener(s->b, on_transition, s, NULL),
                      TRIP_OK);
     s->b->eval_hook = on_eval;
     s->b->eval_hook_user = s;
     assert_int_equal(trip_breaker_attach(s->b, st), TRIP_OK);
+}
+
+static void
+side_open(side *s, int64_t now, trip_store *st)
+{
+    side_open_cfg(s, now, st, NULL);
 }
 
 static void
@@ -227,6 +233,63 @@ test_adaptive_warm_start_damaged_baseline_uses_rollups(void **state)
     unlink(path);
 }
 
+/*
+ * A breaker judging its p90 saves baselines naming 0.9. A restart with the
+ * p50 imports every other metric from them, and its p50 from the rollups
+ * (which keep p50 and p90), instead of starting that metric cold; a
+ * restart with the p90 takes the saved p90 cells.
+ */
+static void
+test_adaptive_warm_start_other_quantile_from_rollups(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/tripsense-warmq-%d.db", (int)getpid());
+    unlink(path);
+    trip_store *st;
+    assert_int_equal(trip_store_open(path, NULL, &st), TRIP_OK);
+    sim_traffic tr = sim_default(12);
+    tr.busy_rps = 4;
+    tr.evening_rps = 2;
+    int64_t t1 = SIM_T0_ + SIM_DAY_;
+    size_t n;
+    trip_event *ev = sim_generate(&tr, SIM_T0_, t1, &n);
+    assert_non_null(ev);
+    trip_config cfg;
+    trip_config_init(&cfg);
+    cfg.latency_quantile = 0.9;
+    side a, b;
+    side_open_cfg(&a, SIM_T0_, st, &cfg);
+    side_feed(&a, ev, n);
+    free(ev);
+    assert_int_equal(trip__adaptive_logq_cold(a.b->adaptive), 0);
+    side_close(&a); /* detaches: saves its baseline */
+    assert_int_equal(trip_store_flush(st), TRIP_OK);
+    double q[3] = {0.5, 0.9, 0.8};
+    for (int i = 0; i < 3; i++) {
+        cfg.latency_quantile = q[i];
+        side_open_cfg(&b, t1, st, &cfg);
+        /* 0.8 is neither saved nor kept by the rollups: cold, as the
+         * function says when there is nothing to read */
+        assert_int_equal(trip__adaptive_logq_cold(b.b->adaptive), 0);
+        trip_baseline_row rows[2048];
+        size_t m = trip__adaptive_export(b.b->adaptive, 1, t1, rows, 2048);
+        int64_t logq_n = -1;
+        for (size_t k = 0; k < m; k++)
+            if (rows[k].bucket == -1 && rows[k].metric == 5)
+                logq_n = rows[k].n;
+        print_message("restart with q %.1f: global log_q cell n %lld\n", q[i],
+                      (long long)logq_n);
+        if (i < 2)
+            assert_true(logq_n > 100); /* from the rollups or the saved p90 */
+        else
+            assert_int_equal(logq_n, -1);
+        side_close(&b);
+    }
+    assert_int_equal(trip_store_close(st), TRIP_OK);
+    unlink(path);
+}
+
 int
 main(void)
 {
@@ -234,6 +297,7 @@ main(void)
         cmocka_unit_test(test_adaptive_warm_start_judges_like_online),
         cmocka_unit_test(
             test_adaptive_warm_start_damaged_baseline_uses_rollups),
+        cmocka_unit_test(test_adaptive_warm_start_other_quantile_from_rollups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
