@@ -2,6 +2,7 @@
 /* A baseline warm-started from the store's per-minute rollups judges like
  * the baseline learned online from the same history. */
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -184,6 +185,24 @@ test_adaptive_warm_start_judges_like_online(void **state)
     assert_int_equal(trip_store_close(st), TRIP_OK);
 }
 
+/* A history file at path (/tmp, named after tag) and the first day of a
+ * quiet service (a few calls a second, seed): *tr, and its *n events for
+ * the caller to free. */
+static trip_event *
+quiet_day(char *path, size_t cap, const char *tag, uint64_t seed,
+          trip_store **st, sim_traffic *tr, size_t *n)
+{
+    snprintf(path, cap, "/tmp/tripsense-%s-%d.db", tag, (int)getpid());
+    unlink(path);
+    assert_int_equal(trip_store_open(path, NULL, st), TRIP_OK);
+    *tr = sim_default(seed);
+    tr->busy_rps = 4;
+    tr->evening_rps = 2;
+    trip_event *ev = sim_generate(tr, SIM_T0_, SIM_T0_ + SIM_DAY_, n);
+    assert_non_null(ev);
+    return ev;
+}
+
 /*
  * A history whose saved baselines hold a damaged row: the import refuses
  * them all (each is checked before any is used), and the warm start learns
@@ -194,17 +213,11 @@ test_adaptive_warm_start_damaged_baseline_uses_rollups(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof path, "/tmp/tripsense-warmbad-%d.db", (int)getpid());
-    unlink(path);
     trip_store *st;
-    assert_int_equal(trip_store_open(path, NULL, &st), TRIP_OK);
-    sim_traffic tr = sim_default(11);
-    tr.busy_rps = 4;
-    tr.evening_rps = 2;
-    int64_t day2 = SIM_T0_ + SIM_DAY_;
+    sim_traffic tr;
     size_t n;
-    trip_event *ev = sim_generate(&tr, SIM_T0_, day2, &n);
-    assert_non_null(ev);
+    trip_event *ev = quiet_day(path, sizeof path, "warmbad", 11, &st, &tr, &n);
+    int64_t day2 = SIM_T0_ + SIM_DAY_;
     side a, b;
     side_open(&a, SIM_T0_, st);
     side_feed(&a, ev, n);
@@ -244,17 +257,11 @@ test_adaptive_warm_start_other_quantile_from_rollups(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof path, "/tmp/tripsense-warmq-%d.db", (int)getpid());
-    unlink(path);
     trip_store *st;
-    assert_int_equal(trip_store_open(path, NULL, &st), TRIP_OK);
-    sim_traffic tr = sim_default(12);
-    tr.busy_rps = 4;
-    tr.evening_rps = 2;
-    int64_t t1 = SIM_T0_ + SIM_DAY_;
+    sim_traffic tr;
     size_t n;
-    trip_event *ev = sim_generate(&tr, SIM_T0_, t1, &n);
-    assert_non_null(ev);
+    trip_event *ev = quiet_day(path, sizeof path, "warmq", 12, &st, &tr, &n);
+    int64_t t1 = SIM_T0_ + SIM_DAY_;
     trip_config cfg;
     trip_config_init(&cfg);
     cfg.latency_quantile = 0.9;

@@ -317,20 +317,29 @@ test_store_ring_overflow_is_counted(void **state)
     env_free(e);
 }
 
+/* A history file at path (named after tag) that then had sql run on it. */
+static void
+store_file_then(char *path, size_t cap, const char *tag, const char *sql)
+{
+    trip_store *s = NULL;
+    sqlite3 *db;
+    test_db_path(path, cap, tag);
+    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
+    trip_store_close(s);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 static void
 test_store_schema_checks(void **state)
 {
     (void)state;
     char path[256];
-    test_db_path(path, sizeof path, "schema");
     trip_store *s = NULL;
-    /* a newer schema is refused, naming the versions */
-    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
-    trip_store_close(s);
     sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL);
-    sqlite3_close(db);
+    /* a newer schema is refused, naming the versions */
+    store_file_then(path, sizeof path, "schema", "PRAGMA user_version=99");
     assert_int_equal(trip_store_open(path, NULL, &s), TRIP_ESCHEMA);
     assert_null(s);
     assert_non_null(strstr(trip_errmsg(), "schema version 99"));
@@ -466,20 +475,11 @@ test_store_write_error_names_the_reason(void **state)
 {
     (void)state;
     char path[256];
-    test_db_path(path, sizeof path, "reason");
     trip_store *s = NULL;
-    assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
-    trip_store_close(s);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(db,
-                     "CREATE TRIGGER no_baselines BEFORE INSERT ON baselines "
-                     "BEGIN SELECT RAISE(ABORT, 'baselines are refused "
-                     "here'); END;",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
+    store_file_then(path, sizeof path, "reason",
+                    "CREATE TRIGGER no_baselines BEFORE INSERT ON baselines "
+                    "BEGIN SELECT RAISE(ABORT, 'baselines are refused "
+                    "here'); END;");
     assert_int_equal(trip_store_open(path, NULL, &s), TRIP_OK);
     trip_baseline_row w = {1, -1, 0, 0.01, 0.0, 40, 8, NAN};
     trip__store_push_baselines(s, &w, 1);
