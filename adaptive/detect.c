@@ -40,6 +40,13 @@ trip_detect_check_opts_(const trip_detect_opts *o)
                           o->half_life_h);
     if (!(o->z > 0 && isfinite(o->z)))
         return trip__fail(TRIP_EINVAL, "detect: z must be > 0, got %g", o->z);
+    /* a spread needs two points: with one, a sigma_floor of 0 made the
+     * next point's score infinite */
+    if (o->min_samples < 2)
+        return trip__fail(TRIP_EINVAL,
+                          "detect: min_samples must be >= 2 (a spread "
+                          "needs two points), got %u",
+                          o->min_samples);
     if (o->m < 1 || o->m > 64 || o->k < 1 || o->k > o->m)
         return trip__fail(TRIP_EINVAL,
                           "detect: need 1 <= k <= m <= 64, got "

@@ -365,7 +365,7 @@ def detect(series: Any, time: Any = None, *, seasonality: Any = "auto",
         Needed when ``series`` has no DatetimeIndex.
     seasonality : {"auto", "none", "hour_of_day", "hour_of_week"} or int
     half_life_h, min_samples, z, k, m, sigma_floor, effect : options of the
-        anomaly rule (see docs/configuration.md).
+        anomaly rule (see docs/configuration.md); min_samples >= 2.
     log : bool
         Score log(value) (for latencies; values must be > 0).
 

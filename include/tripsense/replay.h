@@ -117,7 +117,7 @@ TRIP_API void trip_replay_result_free(trip_replay_result *r);
 typedef struct trip_detect_opts {
     int seasonality;      /* trip_seasonality; AUTO */
     double half_life_h;   /* baseline half-life in hours; 168 */
-    uint32_t min_samples; /* points before a bucket is used; 30 */
+    uint32_t min_samples; /* points before a bucket is used (>= 2); 30 */
     double z;             /* flag when z >= this; 6.0 */
     uint32_t k, m;        /* ... on k of the last m points; 3, 5 */
     double sigma_floor;   /* floor on the baseline sigma; 0.01 */

@@ -142,6 +142,13 @@ test_detect_rejects_bad_input(void **state)
                      TRIP_EINVAL);
     assert_non_null(strstr(trip_errmsg(), "2^62"));
     t[2] = 3;
+    for (uint32_t ms = 0; ms < 2; ms++) {
+        o.min_samples = ms;
+        assert_int_equal(trip_detect(&o, t, v, 3, NULL, NULL, NULL, NULL),
+                         TRIP_EINVAL);
+        assert_non_null(strstr(trip_errmsg(), "min_samples must be >= 2"));
+    }
+    o.min_samples = 2;
     v[1] = -1;
     o.log_transform = 1;
     assert_int_equal(trip_detect(&o, t, v, 3, NULL, NULL, NULL, NULL),

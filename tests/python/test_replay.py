@@ -213,6 +213,8 @@ def test_detect_validates():
         tripsense.detect([1.0], time=[EPOCH], seasonality="weekly")
     with pytest.raises(tripsense.InvalidConfigError):
         tripsense.detect([1.0, -1.0], time=[EPOCH, EPOCH + S], log=True)
+    with pytest.raises(tripsense.InvalidConfigError, match="min_samples must be >= 2"):
+        tripsense.detect([1.0, 2.0], time=[EPOCH, EPOCH + S], min_samples=1)
 
 
 @pytest.mark.skipif(not hasattr(tripsense._lib, "trip_calibrate"),
