@@ -939,27 +939,33 @@ trip__adaptive_import(trip__adaptive *a, const trip_baseline_row *rows,
     return trip__baseline_import(&a->base, rows, n);
 }
 
+/* Which of the rollups' quantiles (p50, p90, p95, p99, p99.9) q is, or -1. */
+static int
+trip_rollup_qi_(double q)
+{
+    static const double qs[5] = {0.5, 0.9, 0.95, 0.99, 0.999};
+    for (int i = 0; i < 5; i++)
+        if (fabs(q - qs[i]) < 1e-9)
+            return i;
+    return -1;
+}
+
 /* The rollup's value for a quantile it stores, else NaN. */
 static double
 trip_rollup_q_(const trip_rollup_row *r, double q)
 {
-    static const double qs[5] = {0.5, 0.9, 0.95, 0.99, 0.999};
     const double v[5] = {r->p50_s, r->p90_s, r->p95_s, r->p99_s, r->p999_s};
-    for (int i = 0; i < 5; i++)
-        if (fabs(q - qs[i]) < 1e-9)
-            return v[i];
-    return NAN;
+    int i = trip_rollup_qi_(q);
+    return i >= 0 ? v[i] : NAN;
 }
 
 int
 trip__adaptive_logq_cold(const trip__adaptive *a)
 {
     /* and the rollups keep that quantile, or reading them gives nothing */
-    static const trip_rollup_row ones = {
-        .p50_s = 1, .p90_s = 1, .p95_s = 1, .p99_s = 1, .p999_s = 1};
     return a != NULL && a->base.logq_metric == TRIP_BM_LOGQ &&
            a->base.global.m[TRIP_BM_LOGQ].n == 0 &&
-           !isnan(trip_rollup_q_(&ones, a->base.logq_value));
+           trip_rollup_qi_(a->base.logq_value) >= 0;
 }
 
 int
